@@ -1,0 +1,207 @@
+//! One request budget per destination organization, shared by every tenant and instance that
+//! writes to it.
+//!
+//! Pacing is a leaky bucket (one token per request, refilled evenly, no burst), so requests are
+//! spread across each second instead of bunched at its start: a server that counts fixed
+//! one-second windows then never sees more than the limit. On top of it sits a pause gate fed by
+//! the server's own signals: a 429 (with its `Retry-After`, when given) or a
+//! `Ratelimit-Remaining-Second: 0` closes the gate for a while; waiting callers wait, nobody fails.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use leaky_bucket::RateLimiter;
+use tokio::time::Instant;
+
+/// Headroom under the nominal limit, so that arrival jitter on the network cannot push two
+/// requests ten apart into one server window.
+const PACING_HEADROOM: f64 = 0.98;
+
+/// How long to hold back after a 429 that carried no `Retry-After`: one server window.
+const DEFAULT_429_PAUSE: Duration = Duration::from_secs(1);
+
+/// The budget of one organization.
+#[derive(Debug)]
+pub struct OrgLimiter {
+    key: String,
+    per_second: u32,
+    bucket: RateLimiter,
+    paused_until: Mutex<Option<Instant>>,
+}
+
+impl OrgLimiter {
+    /// A limiter allowing `per_second` requests per second (at least 1).
+    pub fn new(key: impl Into<String>, per_second: u32) -> Self {
+        let per_second = per_second.max(1);
+        let interval = Duration::from_secs_f64(1.0 / (f64::from(per_second) * PACING_HEADROOM));
+        let bucket = RateLimiter::builder()
+            .initial(1)
+            .max(1)
+            .refill(1)
+            .interval(interval)
+            .fair(true)
+            .build();
+        OrgLimiter { key: key.into(), per_second, bucket, paused_until: Mutex::new(None) }
+    }
+
+    /// The organization key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The configured requests per second.
+    pub fn per_second(&self) -> u32 {
+        self.per_second
+    }
+
+    /// Wait for a permit to send one request.
+    pub async fn acquire(&self) {
+        self.wait_pause().await;
+        self.bucket.acquire_one().await;
+        // A 429 may have arrived while we queued; honour it before sending.
+        self.wait_pause().await;
+    }
+
+    async fn wait_pause(&self) {
+        loop {
+            let until = *self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+            match until {
+                Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
+                _ => return,
+            }
+        }
+    }
+
+    /// Close the gate for `pause` from now (never shortening a longer pause already set).
+    pub fn pause_for(&self, pause: Duration) {
+        let until = Instant::now() + pause;
+        let mut guard = self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none_or(|t| t < until) {
+            *guard = Some(until);
+        }
+    }
+
+    /// Feed what a response said: its status, `Retry-After` and `Ratelimit-Remaining-Second`.
+    pub fn observe(&self, status: u16, retry_after: Option<Duration>, remaining: Option<u64>) {
+        if status == 429 {
+            self.pause_for(retry_after.unwrap_or(DEFAULT_429_PAUSE));
+        } else if remaining == Some(0) {
+            // Someone else (another integration of the same organization) may be using the
+            // budget: hold back for one pacing interval rather than a whole window, which our
+            // own even pacing would otherwise hit at the end of every window.
+            self.pause_for(Duration::from_secs_f64(1.0 / f64::from(self.per_second)));
+        }
+    }
+}
+
+/// Every organization's limiter, created on first use.
+#[derive(Debug, Default)]
+pub struct LimiterRegistry {
+    limiters: Mutex<HashMap<String, Arc<OrgLimiter>>>,
+}
+
+impl LimiterRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The limiter of organization `key`, created with `per_second` if it does not exist yet
+    /// (an existing one keeps the rate it was created with: the first tenant's setting wins).
+    pub fn get(&self, key: &str, per_second: u32) -> Arc<OrgLimiter> {
+        let mut map = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(key.to_string())
+            .or_insert_with(|| Arc::new(OrgLimiter::new(key, per_second)))
+            .clone()
+    }
+}
+
+/// Parse `Retry-After` given in seconds (the HTTP-date form is treated as absent).
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn paces_evenly_at_the_limit() {
+        let limiter = OrgLimiter::new("acme", 10);
+        let start = Instant::now();
+        for _ in 0..21 {
+            limiter.acquire().await;
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        // 20 intervals of ~102 ms after the first permit.
+        assert!((2.0..2.2).contains(&elapsed), "elapsed {elapsed}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_more_than_the_limit_in_any_second() {
+        let limiter = OrgLimiter::new("acme", 10);
+        let start = Instant::now();
+        let mut times = Vec::new();
+        for _ in 0..50 {
+            limiter.acquire().await;
+            times.push(start.elapsed());
+        }
+        for (i, t) in times.iter().enumerate() {
+            let in_window = times[i..].iter().take_while(|u| **u < *t + Duration::from_secs(1)).count();
+            assert!(in_window <= 10, "{in_window} permits within one second from {t:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_pauses_everyone_for_retry_after() {
+        let limiter = Arc::new(OrgLimiter::new("acme", 10));
+        limiter.acquire().await;
+        limiter.observe(429, Some(Duration::from_secs(3)), None);
+        let start = Instant::now();
+        limiter.acquire().await;
+        assert!(start.elapsed() >= Duration::from_secs(3));
+        assert!(start.elapsed() < Duration::from_millis(3200));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_without_retry_after_pauses_one_window() {
+        let limiter = OrgLimiter::new("acme", 10);
+        limiter.acquire().await;
+        limiter.observe(429, None, None);
+        let start = Instant::now();
+        limiter.acquire().await;
+        assert!(start.elapsed() >= Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn remaining_zero_slows_down_briefly() {
+        let limiter = OrgLimiter::new("acme", 10);
+        limiter.acquire().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        limiter.observe(200, None, Some(0));
+        let start = Instant::now();
+        limiter.acquire().await;
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(100) && waited < Duration::from_millis(300), "{waited:?}");
+    }
+
+    #[test]
+    fn registry_shares_one_limiter_per_org() {
+        let reg = LimiterRegistry::new();
+        let a = reg.get("acme.gladly.com", 10);
+        let b = reg.get("acme.gladly.com", 50);
+        let c = reg.get("other.gladly.com", 10);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(b.per_second(), 10);
+    }
+
+    #[test]
+    fn retry_after_seconds() {
+        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_retry_after(" 0.5 "), Some(Duration::from_millis(500)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+    }
+}
