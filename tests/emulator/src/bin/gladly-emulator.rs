@@ -1,0 +1,51 @@
+//! Runs the Gladly emulator as a standalone server on 127.0.0.1.
+
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use clap::Parser;
+use gladly_emulator::{Emulator, EmulatorConfig};
+
+/// Gladly customer-profile API emulator (listens on 127.0.0.1 only).
+#[derive(Debug, Parser)]
+#[command(name = "gladly-emulator", version)]
+struct Args {
+    /// Port to listen on; 0 picks a free one.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Requests per second allowed for each organization.
+    #[arg(long, default_value_t = 10)]
+    rate_limit: u32,
+    /// Delay added before answering each request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Seed for generated ids (and fault draws).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    // Logs go to stderr: stdout carries only the "listening" line that scripts wait for.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .init();
+    let config = EmulatorConfig {
+        rate_limit_per_second: args.rate_limit,
+        latency: Duration::from_millis(args.latency_ms),
+        seed: args.seed,
+        ..EmulatorConfig::default()
+    };
+    let emulator =
+        Emulator::start_on(config, SocketAddr::from((Ipv4Addr::LOCALHOST, args.port))).await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "gladly-emulator listening on {}", emulator.base_url())?;
+    out.flush()?;
+    drop(out);
+    tokio::signal::ctrl_c().await?;
+    emulator.shutdown().await;
+    Ok(())
+}
