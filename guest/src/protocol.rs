@@ -1,0 +1,502 @@
+//! The per-record insert / update / upsert state machine over a [`Transport`].
+//!
+//! Rules it keeps: exactly one result per item, in order; a record's failure stays that record's;
+//! after a credential or egress failure the rest of the batch fails fast without requests; no
+//! sleeping and no retrying (the host retries records marked retryable); creates carry a
+//! deterministic id so a retried create is recognised (409 on our own id) instead of duplicated.
+
+use std::collections::BTreeSet;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde_json::{Map, Value};
+
+use crate::classify::{self, Step};
+use crate::config::Config;
+use crate::ids;
+use crate::mapping::{Mapped, Plan};
+use crate::merge;
+use crate::profile::Profile;
+use crate::transport::{HttpRequest, HttpResponse, Method, Transport};
+use crate::types::{
+    BatchContext, DestError, ErrorCategory, ErrorCode, Outcome, RecordResult, SyncItem, SyncMode,
+};
+
+/// The customer-profile collection.
+const PROFILES: &str = "/api/v1/customer-profiles";
+
+/// Characters left as-is in a query value or path segment (RFC 3986 unreserved).
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+fn encode(s: &str) -> String {
+    utf8_percent_encode(s, COMPONENT).to_string()
+}
+
+/// A record that ended well: what happened and the Gladly id.
+struct Done {
+    outcome: Outcome,
+    id: String,
+}
+
+/// A record that failed, with the id to report when one is known (a merged profile's survivor).
+struct Failure {
+    error: DestError,
+    remote_id: Option<String>,
+}
+
+impl From<DestError> for Failure {
+    fn from(error: DestError) -> Self {
+        Failure {
+            error,
+            remote_id: None,
+        }
+    }
+}
+
+/// A profile read by id.
+enum Fetch {
+    Found(Profile),
+    /// 404, or 301 merged (with the survivor as `remote_id`).
+    Gone(Failure),
+}
+
+/// The end of the update path.
+enum Update {
+    Done(Outcome),
+    /// The id no longer names a profile (404, merged): upsert falls back to email.
+    Gone(Failure),
+}
+
+/// The end of a create.
+enum Create {
+    Created(String),
+    /// 409 not caused by our own id: another profile holds a unique value.
+    Conflict(DestError),
+}
+
+/// Gladly calls for one record; counts every request sent.
+struct Api<'a> {
+    transport: &'a mut dyn Transport,
+    base: String,
+    host: String,
+    key: String,
+    requests: u32,
+}
+
+impl Api<'_> {
+    fn step<'s>(&'s self, action: &'s str) -> Step<'s> {
+        Step {
+            key: Some(&self.key),
+            action,
+            host: &self.host,
+        }
+    }
+
+    fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        action: &str,
+    ) -> Result<HttpResponse, DestError> {
+        self.requests = self.requests.saturating_add(1);
+        let req = HttpRequest {
+            method,
+            url: format!("{}{path}", self.base),
+            headers: Vec::new(),
+            body,
+        };
+        self.transport
+            .send(req)
+            .map_err(|e| classify::from_transport(&e, &self.step(action)))
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(
+        &self,
+        resp: &HttpResponse,
+        action: &str,
+    ) -> Result<T, DestError> {
+        serde_json::from_slice(&resp.body).map_err(|e| {
+            classify::unexpected(
+                resp.status,
+                &self.step(action),
+                &format!("invalid JSON: {e}"),
+            )
+        })
+    }
+
+    fn get(&mut self, id: &str) -> Result<Fetch, DestError> {
+        let action = "reading the profile";
+        let resp = self.send(
+            Method::Get,
+            &format!("{PROFILES}/{}", encode(id)),
+            None,
+            action,
+        )?;
+        match resp.status {
+            200 => Ok(Fetch::Found(self.parse(&resp, action)?)),
+            301 => {
+                let error = classify::from_status(&resp, &self.step(action));
+                let remote_id = classify::moved_to(&classify::parse_errors(&resp.body));
+                Ok(Fetch::Gone(Failure { error, remote_id }))
+            }
+            404 => Ok(Fetch::Gone(
+                classify::from_status(&resp, &self.step(action)).into(),
+            )),
+            _ => Err(classify::from_status(&resp, &self.step(action))),
+        }
+    }
+
+    fn find_by_email(&mut self, email: &str) -> Result<Vec<Profile>, DestError> {
+        let action = "looking the customer up by email";
+        let path = format!("{PROFILES}?email={}", encode(email));
+        let resp = self.send(Method::Get, &path, None, action)?;
+        match resp.status {
+            200 => self.parse(&resp, action),
+            _ => Err(classify::from_status(&resp, &self.step(action))),
+        }
+    }
+
+    fn patch(&mut self, id: &str, body: Map<String, Value>) -> Result<Update, DestError> {
+        let action = "updating the profile";
+        let path = format!("{PROFILES}/{}", encode(id));
+        let resp = self.send(Method::Patch, &path, Some(Value::Object(body)), action)?;
+        match resp.status {
+            200 | 204 => Ok(Update::Done(Outcome::Updated)),
+            // Gladly documents 404 for a merged id on PATCH; a 301 is handled like GET's.
+            301 => Ok(Update::Gone(Failure {
+                error: classify::from_status(&resp, &self.step(action)),
+                remote_id: classify::moved_to(&classify::parse_errors(&resp.body)),
+            })),
+            404 => Ok(Update::Gone(
+                classify::from_status(&resp, &self.step(action)).into(),
+            )),
+            _ => Err(classify::from_status(&resp, &self.step(action))),
+        }
+    }
+
+    fn post(&mut self, body: Value) -> Result<HttpResponse, DestError> {
+        self.send(Method::Post, PROFILES, Some(body), "creating the profile")
+    }
+}
+
+/// The id in a `Location: /api/v1/customer-profiles/{id}` header.
+fn location_id(resp: &HttpResponse) -> Option<String> {
+    let loc = resp.header("location")?;
+    let path = loc.split(['?', '#']).next().unwrap_or_default();
+    let last = path.trim_end_matches('/').rsplit('/').next()?;
+    let id = percent_encoding::percent_decode_str(last)
+        .decode_utf8()
+        .ok()?;
+    (!id.is_empty()).then(|| id.into_owned())
+}
+
+/// Reads the profile when not yet read, then PATCHes only what differs. With a confirmed
+/// previous payload and unchanged emails/phones, no read is needed at all.
+fn update_by_id(
+    api: &mut Api,
+    id: &str,
+    desired: &Profile,
+    previous: Option<&Profile>,
+    prefetched: Option<Profile>,
+) -> Result<Update, DestError> {
+    let current = match prefetched {
+        Some(p) => p,
+        None => {
+            if let Some(patch) = previous.and_then(|p| merge::patch_against_previous(p, desired)) {
+                if patch.is_empty() {
+                    return Ok(Update::Done(Outcome::Unchanged));
+                }
+                return api.patch(id, patch);
+            }
+            match api.get(id)? {
+                Fetch::Found(p) => p,
+                Fetch::Gone(f) => return Ok(Update::Gone(f)),
+            }
+        }
+    };
+    let patch = merge::patch_against_read(&current, desired);
+    if patch.is_empty() {
+        return Ok(Update::Done(Outcome::Unchanged));
+    }
+    api.patch(id, patch)
+}
+
+/// POSTs the profile with our deterministic id. A 409 is checked against that id: if the
+/// profile exists, an earlier attempt created it and its answer was lost, so it is brought up
+/// to date and reported as created.
+fn create(api: &mut Api, id: &str, desired: &Profile) -> Result<Create, Failure> {
+    let mut body = desired.to_value();
+    if let Value::Object(map) = &mut body {
+        map.insert("id".to_string(), Value::String(id.to_string()));
+    }
+    let resp = api.post(body)?;
+    match resp.status {
+        200 | 201 => Ok(Create::Created(
+            location_id(&resp).unwrap_or_else(|| id.to_string()),
+        )),
+        409 => {
+            let conflict = classify::from_status(&resp, &api.step("creating the profile"));
+            match api.get(id)? {
+                Fetch::Found(p) => match update_by_id(api, id, desired, None, Some(p))? {
+                    Update::Done(_) => Ok(Create::Created(id.to_string())),
+                    Update::Gone(f) => Err(f),
+                },
+                Fetch::Gone(f) if f.error.code == ErrorCode::NotFound => {
+                    Ok(Create::Conflict(conflict))
+                }
+                Fetch::Gone(f) => Err(f),
+            }
+        }
+        _ => Err(classify::from_status(&resp, &api.step("creating the profile")).into()),
+    }
+}
+
+/// Updates a profile found by email (already read: no second GET).
+fn update_found(api: &mut Api, found: Profile, desired: &Profile) -> Result<Done, Failure> {
+    let Some(id) = found.id.clone().filter(|i| !i.is_empty()) else {
+        return Err(classify::unexpected(
+            200,
+            &api.step("looking the customer up by email"),
+            "a profile without an id",
+        )
+        .into());
+    };
+    match update_by_id(api, &id, desired, None, Some(found))? {
+        Update::Done(outcome) => Ok(Done { outcome, id }),
+        Update::Gone(mut f) => {
+            // It vanished between the lookup and the update: a new lookup may succeed.
+            f.error.category = ErrorCategory::RetryLater;
+            f.error.retryable = true;
+            Err(f)
+        }
+    }
+}
+
+fn ambiguous(api: &Api, found: &[Profile]) -> Failure {
+    let ids: Vec<&str> = found.iter().filter_map(|p| p.id.as_deref()).collect();
+    DestError::new(
+        ErrorCode::AmbiguousMatch,
+        ErrorCategory::SkipRecord,
+        format!(
+            "Record `{}`: {} Gladly profiles have this row's email (ids: {}); none was picked. \
+             Fix: merge the duplicate profiles in Gladly, or map `id` to choose one.",
+            api.key,
+            found.len(),
+            ids.join(", ")
+        ),
+    )
+    .with_field("email")
+    .into()
+}
+
+fn insert(api: &mut Api, ctx: &BatchContext, mapped: &Mapped) -> Result<Done, Failure> {
+    let id = ids::create_id(&ctx.sync_id, &api.key);
+    match create(api, &id, &mapped.profile)? {
+        Create::Created(id) => Ok(Done {
+            outcome: Outcome::Created,
+            id,
+        }),
+        Create::Conflict(e) => Err(e.into()),
+    }
+}
+
+fn previous(item: &SyncItem) -> Option<Profile> {
+    item.previous_payload
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok())
+}
+
+fn update(api: &mut Api, item: &SyncItem, mapped: &Mapped) -> Result<Done, Failure> {
+    let Some(id) = mapped.id.clone().or_else(|| item.known_id.clone()) else {
+        return Err(DestError::new(
+            ErrorCode::MissingField,
+            ErrorCategory::SkipRecord,
+            format!(
+                "Record `{}`: no Gladly customer id: the column mapped to `id` is empty and the \
+                 host holds no id for this key. Fix: fill in the Gladly customer id, or use \
+                 upsert to find customers by email.",
+                api.key
+            ),
+        )
+        .with_field("id")
+        .into());
+    };
+    match update_by_id(api, &id, &mapped.profile, previous(item).as_ref(), None)? {
+        Update::Done(outcome) => Ok(Done { outcome, id }),
+        Update::Gone(f) => Err(f),
+    }
+}
+
+/// Whether every attribute Gladly blamed in a conflict is a phone (then a new lookup by email
+/// cannot help).
+fn conflict_on_phone_only(e: &DestError) -> bool {
+    let attrs: Vec<String> = e
+        .api_errors
+        .iter()
+        .filter_map(|a| a.attr.as_deref().map(str::to_ascii_lowercase))
+        .collect();
+    !attrs.is_empty() && attrs.iter().all(|a| a.contains("phone"))
+}
+
+fn upsert(
+    api: &mut Api,
+    ctx: &BatchContext,
+    item: &SyncItem,
+    mapped: &Mapped,
+) -> Result<Done, Failure> {
+    if let Some(id) = mapped.id.clone().or_else(|| item.known_id.clone()) {
+        match update_by_id(api, &id, &mapped.profile, previous(item).as_ref(), None)? {
+            Update::Done(outcome) => return Ok(Done { outcome, id }),
+            // Deleted or merged since: find the customer by email instead.
+            Update::Gone(_) => {}
+        }
+    }
+    let Some(email) = mapped.match_value.as_deref() else {
+        return Err(DestError::new(
+            ErrorCode::MissingField,
+            ErrorCategory::SkipRecord,
+            format!(
+                "Record `{}`: no email to look the customer up by. Fix: map an email column.",
+                api.key
+            ),
+        )
+        .with_field("email")
+        .into());
+    };
+    let mut found = api.find_by_email(email)?;
+    if found.len() > 1 {
+        return Err(ambiguous(api, &found));
+    }
+    if let Some(profile) = found.pop() {
+        return update_found(api, profile, &mapped.profile);
+    }
+    let id = ids::create_id(&ctx.sync_id, &api.key);
+    match create(api, &id, &mapped.profile)? {
+        Create::Created(id) => Ok(Done {
+            outcome: Outcome::Created,
+            id,
+        }),
+        Create::Conflict(e) if conflict_on_phone_only(&e) => Err(e.into()),
+        Create::Conflict(mut e) => {
+            // Someone created a profile with this email after our lookup: find it once more.
+            let mut again = api.find_by_email(email)?;
+            if again.len() > 1 {
+                return Err(ambiguous(api, &again));
+            }
+            match again.pop() {
+                Some(profile) => update_found(api, profile, &mapped.profile),
+                None => {
+                    // Gladly's search can lag a create by seconds; a later attempt will see it.
+                    e.category = ErrorCategory::RetryLater;
+                    e.retryable = true;
+                    Err(e.into())
+                }
+            }
+        }
+    }
+}
+
+fn failed(key: &str, error: DestError, remote_id: Option<String>, requests: u32) -> RecordResult {
+    RecordResult {
+        key: key.to_string(),
+        outcome: Outcome::Failed,
+        remote_id,
+        confirmed_payload: None,
+        error: Some(error),
+        requests,
+    }
+}
+
+/// Writes one record.
+fn sync_record(
+    ctx: &BatchContext,
+    config: &Config,
+    mode: SyncMode,
+    plan: &Plan,
+    item: &SyncItem,
+    transport: &mut dyn Transport,
+) -> RecordResult {
+    let key = item.row.key.as_str();
+    let mapped = match plan.map_row(config, &item.row) {
+        Ok(m) => m,
+        Err(e) => return failed(key, e, None, 0),
+    };
+    let mut api = Api {
+        transport,
+        base: config.base_url(),
+        host: config.host(),
+        key: key.to_string(),
+        requests: 0,
+    };
+    let result = match mode {
+        SyncMode::Insert => insert(&mut api, ctx, &mapped),
+        SyncMode::Update => update(&mut api, item, &mapped),
+        SyncMode::Upsert => upsert(&mut api, ctx, item, &mapped),
+        // validate-config refuses these before any record is attempted.
+        other => Err(DestError::new(
+            ErrorCode::InvalidConfig,
+            ErrorCategory::FixConfig,
+            format!("Sync mode {} is not supported by Gladly.", other.name()),
+        )
+        .into()),
+    };
+    match result {
+        Ok(done) => RecordResult {
+            key: key.to_string(),
+            outcome: done.outcome,
+            remote_id: Some(done.id),
+            confirmed_payload: Some(mapped.profile.canonical()),
+            error: None,
+            requests: api.requests,
+        },
+        Err(f) => failed(key, f.error, f.remote_id, api.requests),
+    }
+}
+
+/// Writes a batch: one result per item, in order.
+pub fn sync_batch(
+    ctx: &BatchContext,
+    config: &Config,
+    mode: SyncMode,
+    plan: &Plan,
+    items: &[SyncItem],
+    transport: &mut dyn Transport,
+) -> Vec<RecordResult> {
+    let mut results = Vec::with_capacity(items.len());
+    let mut fatal: Option<DestError> = None;
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    for item in items {
+        let key = item.row.key.as_str();
+        if let Some(cause) = &fatal {
+            let mut e = cause.clone();
+            e.message = format!("Record `{key}` not attempted: {}", cause.message);
+            results.push(failed(key, e, None, 0));
+            continue;
+        }
+        if !seen.insert(key) {
+            let e = DestError::new(
+                ErrorCode::DuplicateKey,
+                ErrorCategory::SkipRecord,
+                format!(
+                    "Record `{key}` appears more than once in this batch; only the first was \
+                     written. Fix: make the model's primary key unique."
+                ),
+            );
+            results.push(failed(key, e, None, 0));
+            continue;
+        }
+        let result = sync_record(ctx, config, mode, plan, item, transport);
+        if let Some(e) = result.error.as_ref().filter(|e| e.is_batch_fatal()) {
+            fatal = Some(e.clone());
+        }
+        results.push(result);
+    }
+    results
+}
+
+#[cfg(test)]
+mod tests;
