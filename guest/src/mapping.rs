@@ -192,8 +192,34 @@ impl Plan {
         }
     }
 
+    /// The configuration for one row: a mapped `phoneRegion` column overrides `default-region`.
+    fn row_config(&self, config: &Config, row: &Row) -> Result<Config, DestError> {
+        let mut out = config.clone();
+        for (source, target) in &self.entries {
+            if *target != Target::Standard(StandardField::PhoneRegion) {
+                continue;
+            }
+            let fail = |code, problem: &str, fix: &str| row_error(row, source, target, code, problem, fix);
+            match text_only(row.cell(source)).map_err(|(code, problem, fix)| fail(code, &problem, &fix))? {
+                None => {}
+                Some(code) => {
+                    out.default_region = code.to_ascii_uppercase().parse().map_err(|_| {
+                        fail(
+                            ErrorCode::InvalidValue,
+                            &format!("holds `{code}`, which is not a two-letter region code"),
+                            "use ISO 3166 alpha-2 codes such as US, GB or FR",
+                        )
+                    })?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Maps one row. Null cells are left out; the first failing column is reported.
     pub fn map_row(&self, config: &Config, row: &Row) -> Result<Mapped, DestError> {
+        let row_config = self.row_config(config, row)?;
+        let config = &row_config;
         let mut profile = Profile::default();
         let mut id = None;
         let mut from_objects = Map::new();
@@ -367,6 +393,8 @@ fn map_standard(
                 }
             }
         }
+        // Read before the other fields, in `row_config`.
+        StandardField::PhoneRegion => {}
         StandardField::CustomAttributes => {
             let object = match cell {
                 Cell::Null => return Ok(()),
@@ -604,6 +632,21 @@ mod tests {
                 r#""phones":[{"original":"+14155552671","regionCode":"US"},{"original":"+4915123456789","regionCode":"DE","type":"MOBILE"}]}"#
             )
         );
+    }
+
+    #[test]
+    fn a_phone_region_column_reads_national_numbers_in_that_region() {
+        let p = plan(&[("e", "email"), ("c", "phoneRegion"), ("p", "phone")]);
+        let uk = row(vec![("e", text("a@x.io")), ("c", text("gb")), ("p", text("020 7946 0227"))]);
+        let m = p.map_row(&config("string"), &uk).unwrap();
+        let payload = m.record("k").payload;
+        assert!(payload.contains(r#"{"original":"+442079460227","regionCode":"GB"}"#), "{payload}");
+        assert!(!payload.contains("phoneRegion"), "the region column is not sent: {payload}");
+        let none = row(vec![("e", text("a@x.io")), ("c", Cell::Null), ("p", text("(415) 555-2671"))]);
+        assert!(p.map_row(&config("string"), &none).unwrap().record("k").payload.contains("+14155552671"));
+        let bad = row(vec![("e", text("a@x.io")), ("c", text("Britain")), ("p", text("020 7946 0227"))]);
+        let e = p.map_row(&config("string"), &bad).unwrap_err();
+        assert!(e.message.contains("`c`") && e.message.contains("region code"), "{}", e.message);
     }
 
     #[test]

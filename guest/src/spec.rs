@@ -143,11 +143,13 @@ pub enum StandardField {
     ExternalCustomerId,
     /// A JSON object whose keys join `customAttributes`.
     CustomAttributes,
+    /// The row's phone region (ISO 3166 alpha-2), overriding `default-region` for its phones.
+    PhoneRegion,
 }
 
 impl StandardField {
     /// Every standard field, in spec order.
-    pub const ALL: [StandardField; 11] = [
+    pub const ALL: [StandardField; 12] = [
         StandardField::Id,
         StandardField::Name,
         StandardField::Email,
@@ -159,6 +161,7 @@ impl StandardField {
         StandardField::Image,
         StandardField::ExternalCustomerId,
         StandardField::CustomAttributes,
+        StandardField::PhoneRegion,
     ];
 
     /// The target name.
@@ -175,6 +178,7 @@ impl StandardField {
             StandardField::Image => "image",
             StandardField::ExternalCustomerId => "externalCustomerId",
             StandardField::CustomAttributes => "customAttributes",
+            StandardField::PhoneRegion => "phoneRegion",
         }
     }
 
@@ -194,9 +198,10 @@ impl StandardField {
             | StandardField::OfficePhone => FieldKind::Phone,
             StandardField::Image => FieldKind::Url,
             StandardField::CustomAttributes => FieldKind::Object,
-            StandardField::Name | StandardField::Address | StandardField::ExternalCustomerId => {
-                FieldKind::Text
-            }
+            StandardField::Name
+            | StandardField::Address
+            | StandardField::ExternalCustomerId
+            | StandardField::PhoneRegion => FieldKind::Text,
         }
     }
 
@@ -236,6 +241,10 @@ impl StandardField {
             StandardField::CustomAttributes => {
                 "A JSON object column; each key becomes a custom attribute. Any other target \
                  name (or customAttributes.<key>) also becomes a custom attribute."
+            }
+            StandardField::PhoneRegion => {
+                "Two-letter region (e.g. a country column holding GB) used to read this row's \
+                 phone numbers that are not in +E.164 form; overrides default-region. Not sent."
             }
         }
     }
