@@ -1,0 +1,176 @@
+//! `destination-host`: run a destination component against a job file.
+//!
+//! Commands: `spec`, `validate`, `check`, `preview`, `sync`. Secrets are read from the
+//! environment or a file named in the job file, never from the command line.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use host_harness::config::JobConfig;
+use host_harness::model::Setting;
+use host_harness::sync::{Harness, RunOptions};
+
+#[derive(Parser)]
+#[command(name = "destination-host", version, about = "Run a destination component: validate, preview and sync warehouse rows")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct JobArgs {
+    /// The job file (TOML).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Override a destination setting, KEY=VALUE (repeatable). Not for secrets.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Send the tenant's API traffic to this loopback emulator (e.g. http://127.0.0.1:8080).
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Keep sync state in this folder instead of the job's `state_dir`.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the component's capabilities as JSON.
+    Spec {
+        /// The component (.wasm).
+        component: PathBuf,
+    },
+    /// Check the job's configuration and mapping offline.
+    Validate(JobArgs),
+    /// Check the credentials with one live call.
+    Check(JobArgs),
+    /// Map rows and show what a sync would send, without writing anything.
+    Preview {
+        #[command(flatten)]
+        job: JobArgs,
+        /// How many mapped profiles to print.
+        #[arg(long, default_value_t = 5)]
+        rows: usize,
+    },
+    /// Run the sync.
+    Sync {
+        #[command(flatten)]
+        job: JobArgs,
+        /// Write the JSON run report here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+}
+
+fn overrides(set: &[String]) -> Result<Vec<Setting>, String> {
+    set.iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| Setting { key: k.trim().to_string(), value: v.to_string() })
+                .ok_or_else(|| format!("--set {kv:?}: expected KEY=VALUE"))
+        })
+        .collect()
+}
+
+fn load(args: &JobArgs) -> Result<(JobConfig, RunOptions), String> {
+    let mut job = JobConfig::load(&args.config).map_err(|e| e.to_string())?;
+    if let Some(dir) = &args.state_dir {
+        job.sync.state_dir = dir.clone();
+    }
+    let mut opts = RunOptions::default();
+    opts.overrides = overrides(&args.set)?;
+    opts.endpoint = args.endpoint.clone();
+    opts.progress = std::io::stderr().is_terminal();
+    Ok((job, opts))
+}
+
+async fn main_inner(cli: Cli) -> Result<bool, String> {
+    match cli.command {
+        Command::Spec { component } => {
+            let harness = Harness::new(Default::default()).map_err(|e| e.to_string())?;
+            let spec = harness.spec(&component).await.map_err(|e| e.to_string())?;
+            println!("{}", serde_json::to_string_pretty(&spec).map_err(|e| e.to_string())?);
+            Ok(true)
+        }
+        Command::Validate(args) => {
+            let (job, opts) = load(&args)?;
+            let harness = Harness::for_job(&job).map_err(|e| e.to_string())?;
+            match harness.prepare(&job, &opts).await {
+                Ok(t) => {
+                    println!("configuration valid: {} in {:?} mode, sending to {}", t.spec.title, job.sync.mode, t.resolved.egress_hosts.join(", "));
+                    Ok(true)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(false)
+                }
+            }
+        }
+        Command::Check(args) => {
+            let (job, opts) = load(&args)?;
+            let harness = Harness::for_job(&job).map_err(|e| e.to_string())?;
+            let tenant = harness.prepare(&job, &opts).await.map_err(|e| e.to_string())?;
+            match harness.check(&tenant).await {
+                Ok(info) => {
+                    println!("connection ok{}", info.account.map(|a| format!(": {a}")).unwrap_or_default());
+                    Ok(true)
+                }
+                Err(e) => {
+                    eprintln!("connection failed: {e}");
+                    Ok(false)
+                }
+            }
+        }
+        Command::Preview { job: args, rows } => {
+            let (job, mut opts) = load(&args)?;
+            opts.dry_run = true;
+            opts.preview_rows = rows;
+            let harness = Harness::for_job(&job).map_err(|e| e.to_string())?;
+            let tenant = harness.prepare(&job, &opts).await.map_err(|e| e.to_string())?;
+            let report = harness.run(&tenant, &job, &opts).await.map_err(|e| e.to_string())?;
+            println!("{}", report.summary());
+            Ok(true)
+        }
+        Command::Sync { job: args, report } => {
+            let (job, opts) = load(&args)?;
+            let harness = Harness::for_job(&job).map_err(|e| e.to_string())?;
+            let tenant = harness.prepare(&job, &opts).await.map_err(|e| e.to_string())?;
+            let run = harness.run(&tenant, &job, &opts).await.map_err(|e| e.to_string())?;
+            println!("{}", run.summary());
+            if let Some(path) = report {
+                run.write(&path).map_err(|e| format!("cannot write the report {}: {e}", path.display()))?;
+                println!("report written to {}", path.display());
+            }
+            Ok(!run.has_failures())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DESTINATION_HOST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(main_inner(cli)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

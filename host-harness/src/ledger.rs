@@ -1,0 +1,124 @@
+//! The runner's view of sync state: plans each chunk against what the destination last
+//! confirmed, and records outcomes. State advances only for confirmed records.
+
+use std::sync::Mutex;
+
+use crate::config::JobConfig;
+use crate::error::HostError;
+use crate::model::{MappedRecord, RecordError, RecordResult, Row, SyncMode};
+use crate::plan::{self, Fingerprint, Planned, Planner};
+use crate::report::Counts;
+use crate::state::{RunCounts, RunId, RunStatus, State};
+use crate::sync::Tenant;
+
+fn io(e: impl std::fmt::Display) -> HostError {
+    HostError::Io(format!("sync state: {e}"))
+}
+
+/// State and planner of one run.
+pub struct Ledger {
+    state: Mutex<State>,
+    planner: Mutex<Planner>,
+    sync_id: String,
+    mapping_fingerprint: String,
+    component_version: String,
+    run_id: Option<RunId>,
+}
+
+impl Ledger {
+    /// Open the job's state; a real run also starts a run record.
+    pub fn open(job: &JobConfig, tenant: &Tenant, dry_run: bool) -> Result<Ledger, HostError> {
+        let mut state = State::open(&job.sync.state_dir).map_err(io)?;
+        // The component version covers the plugin's own version and its exact build, so a
+        // rebuilt component re-sends what it would now map differently.
+        let component_version = format!("{} {}", tenant.spec.version, &tenant.plugin.hash()[..12]);
+        let mapping_fingerprint = plan::mapping_fingerprint(tenant.mode, &tenant.mapping, &tenant.settings);
+        let planner = Planner::new(&state, &tenant.sync_id, &mapping_fingerprint, &component_version).map_err(io)?;
+        let run_id = if dry_run { None } else { Some(state.start_run(&tenant.sync_id).map_err(io)?) };
+        Ok(Ledger {
+            state: Mutex::new(state),
+            planner: Mutex::new(planner),
+            sync_id: tenant.sync_id.clone(),
+            mapping_fingerprint,
+            component_version,
+            run_id,
+        })
+    }
+
+    /// Plan one chunk (in row order) and mark its keys as present in the source.
+    pub fn plan(&self, batch: Vec<(Row, MappedRecord)>) -> Result<Vec<Planned>, HostError> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(run) = self.run_id {
+            let keys: Vec<&str> = batch.iter().map(|(r, _)| r.key.as_str()).collect();
+            state.mark_seen(&self.sync_id, run, &keys).map_err(io)?;
+        }
+        self.planner.lock().unwrap_or_else(|p| p.into_inner()).plan_batch(&state, batch).map_err(io)
+    }
+
+    /// Record confirmed and finally failed records, in one transaction.
+    pub fn record(
+        &self,
+        confirmed: &[(String, Fingerprint, RecordResult)],
+        failed: &[(String, Fingerprint, RecordError)],
+    ) -> Result<(), HostError> {
+        if self.run_id.is_none() {
+            return Ok(());
+        }
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut b = state.batch().map_err(io)?;
+        for (key, fp, r) in confirmed {
+            let payload = r.confirmed_payload.as_deref().unwrap_or("");
+            b.record_success(&self.sync_id, key, *fp, payload, r.remote_id.as_deref(), r.outcome).map_err(io)?;
+        }
+        for (key, fp, e) in failed {
+            b.record_failure(&self.sync_id, key, *fp, e, e.retryable).map_err(io)?;
+        }
+        b.commit().map_err(io)
+    }
+
+    /// Why records are re-sent beyond their own changes (mapping or component changed).
+    pub fn notes(&self) -> Vec<String> {
+        self.planner.lock().unwrap_or_else(|p| p.into_inner()).reason().into_iter().collect()
+    }
+
+    /// Close the run: count disappeared keys, remember the context, store the counts.
+    /// Returns how many keys disappeared (0 for a dry run or a run that stopped early).
+    pub fn finish(&self, counts: &Counts, requests: u64, aborted: Option<&str>) -> Result<u64, HostError> {
+        let Some(run) = self.run_id else { return Ok(0) };
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let disappeared = if aborted.is_none() {
+            state.keys_not_seen_since(&self.sync_id, run).map_err(io)?.len() as u64
+        } else {
+            0
+        };
+        if aborted.is_none() {
+            state.set_sync_meta(&self.sync_id, &self.mapping_fingerprint, &self.component_version).map_err(io)?;
+        }
+        let rc = RunCounts {
+            rows_read: counts.rows,
+            invalid_rows: counts.invalid,
+            planned_unchanged: counts.unchanged,
+            planned_still_invalid: counts.still_invalid,
+            created: counts.created,
+            updated: counts.updated,
+            unchanged: counts.confirmed_unchanged,
+            skipped: counts.skipped,
+            failed: counts.failed,
+            requests,
+            disappeared,
+            ..RunCounts::default()
+        };
+        let status = if aborted.is_some() { RunStatus::Failed } else { RunStatus::Succeeded };
+        state.finish_run(run, status, &rc, aborted).map_err(io)?;
+        Ok(disappeared)
+    }
+}
+
+/// About how many requests one record costs, for the dry-run estimate: a known id needs one
+/// write; without one, upsert and update read first.
+pub fn estimate_requests(mode: SyncMode, has_known_id: bool) -> u64 {
+    match (mode, has_known_id) {
+        (_, true) | (SyncMode::Insert, false) => 1,
+        _ => 2,
+    }
+}

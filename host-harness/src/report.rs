@@ -1,0 +1,187 @@
+//! The run summary and the JSON run report.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::model::{ApiError, ErrorCategory, ErrorCode, Outcome, RecordError};
+
+/// Counts of one run.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Counts {
+    /// Rows read from the source (valid or not).
+    pub rows: u64,
+    /// Rows rejected before any request: bad key, or the plugin could not map them.
+    pub invalid: u64,
+    /// Rows whose record had not changed since Gladly last confirmed it (0 requests).
+    pub unchanged: u64,
+    /// Rows that failed validation before and have not changed since (not re-sent).
+    pub still_invalid: u64,
+    /// Records created.
+    pub created: u64,
+    /// Records updated.
+    pub updated: u64,
+    /// Records sent but left as they were (the destination already matched).
+    pub confirmed_unchanged: u64,
+    /// Records deliberately not written.
+    pub skipped: u64,
+    /// Records that failed after every retry.
+    pub failed: u64,
+    /// Records that failed on an earlier run and were sent again.
+    pub retried_from_last_run: u64,
+    /// Retry attempts made in this run.
+    pub retry_attempts: u64,
+    /// Keys in state that the source no longer returned (left alone).
+    pub disappeared: u64,
+}
+
+impl Counts {
+    /// Count one final outcome.
+    pub fn add_outcome(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Created => self.created += 1,
+            Outcome::Updated => self.updated += 1,
+            Outcome::Unchanged => self.confirmed_unchanged += 1,
+            Outcome::Skipped => self.skipped += 1,
+            Outcome::Failed => self.failed += 1,
+        }
+    }
+}
+
+/// One record that did not make it, for the report.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FailedRecord {
+    /// The row key.
+    pub key: String,
+    /// Stable code.
+    pub code: ErrorCode,
+    /// What to do about it.
+    pub category: ErrorCategory,
+    /// Human message.
+    pub message: String,
+    /// Field at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// HTTP status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// The API's own error detail.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub api_errors: Vec<ApiError>,
+    /// Attempts made in this run (0 for rows rejected before sending).
+    pub attempts: u32,
+    /// Whether the next run will try it again even if its data does not change.
+    pub retried_next_run: bool,
+    /// `invalid-row` (rejected before sending), `validation` (the API rejected it: retried only
+    /// once its data changes) or `transient` (retried next run).
+    pub kind: &'static str,
+}
+
+impl FailedRecord {
+    /// Build from a record error.
+    pub fn new(key: &str, e: &RecordError, attempts: u32, kind: &'static str) -> Self {
+        FailedRecord {
+            key: key.to_string(),
+            code: e.code,
+            category: e.category,
+            message: e.message.clone(),
+            field: e.field.clone(),
+            http_status: e.http_status,
+            api_errors: e.api_errors.clone(),
+            attempts,
+            retried_next_run: e.retryable,
+            kind,
+        }
+    }
+}
+
+/// The whole run report.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Sync id.
+    pub sync_id: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Mode.
+    pub mode: String,
+    /// Plugin name and version.
+    pub plugin: String,
+    /// SHA-256 of the component.
+    pub component_sha256: String,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// Counts.
+    pub counts: Counts,
+    /// HTTP requests the plugin sent.
+    pub requests: u64,
+    /// 429 responses received.
+    pub throttled: u64,
+    /// Requests refused by the egress policy.
+    pub denied: u64,
+    /// Wall time, seconds.
+    pub elapsed_secs: f64,
+    /// Requests per second achieved.
+    pub requests_per_second: f64,
+    /// The organization's configured limit.
+    pub rate_limit_per_second: u32,
+    /// Why the run stopped early, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<String>,
+    /// Notes (mapping or component changes, disappeared rows).
+    pub notes: Vec<String>,
+    /// Every record that failed or was rejected.
+    pub failures: Vec<FailedRecord>,
+}
+
+impl RunReport {
+    /// Whether any record failed (the CLI then exits non-zero).
+    pub fn has_failures(&self) -> bool {
+        !self.failures.is_empty() || self.aborted.is_some()
+    }
+
+    /// The human summary, a few lines.
+    pub fn summary(&self) -> String {
+        let c = &self.counts;
+        let mut s = format!(
+            "{}: {} rows: created {}, updated {}, unchanged {}, failed {}, skipped {}, invalid {}{}\n\
+             {} requests in {:.1} s ({:.1}/s of {}/s), {} throttled (429), {} retries",
+            self.sync_id,
+            c.rows,
+            c.created,
+            c.updated,
+            c.unchanged + c.confirmed_unchanged,
+            c.failed,
+            c.skipped,
+            c.invalid,
+            if c.still_invalid > 0 { format!(", still invalid (not re-sent) {}", c.still_invalid) } else { String::new() },
+            self.requests,
+            self.elapsed_secs,
+            self.requests_per_second,
+            self.rate_limit_per_second,
+            self.throttled,
+            c.retry_attempts,
+        );
+        if self.dry_run {
+            s.insert_str(0, "[preview] ");
+        }
+        for n in &self.notes {
+            s.push_str(&format!("\nnote: {n}"));
+        }
+        if let Some(a) = &self.aborted {
+            s.push_str(&format!("\nstopped early: {a}"));
+        }
+        for f in self.failures.iter().take(10) {
+            s.push_str(&format!("\n  row {}: {} ({}): {}", f.key, f.code.label(), f.kind, f.message));
+        }
+        if self.failures.len() > 10 {
+            s.push_str(&format!("\n  … and {} more in the report", self.failures.len() - 10));
+        }
+        s
+    }
+
+    /// Write the report as JSON.
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(path, text)
+    }
+}
