@@ -55,6 +55,17 @@ impl Ledger {
         self.planner.lock().unwrap_or_else(|p| p.into_inner()).plan_batch(&state, batch).map_err(io)
     }
 
+    /// Mark keys as present in the source although they are not planned (rows rejected before
+    /// sending), so that they are not reported as disappeared.
+    pub fn mark_seen(&self, keys: &[String]) -> Result<(), HostError> {
+        let Some(run) = self.run_id else { return Ok(()) };
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.mark_seen(&self.sync_id, run, keys).map_err(io)
+    }
+
     /// Record confirmed and finally failed records, in one transaction.
     pub fn record(
         &self,
@@ -67,7 +78,7 @@ impl Ledger {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let mut b = state.batch().map_err(io)?;
         for (key, fp, r) in confirmed {
-            let payload = r.confirmed_payload.as_deref().unwrap_or("");
+            let payload = r.confirmed_payload.as_deref().unwrap_or_default();
             b.record_success(&self.sync_id, key, *fp, payload, r.remote_id.as_deref(), r.outcome).map_err(io)?;
         }
         for (key, fp, e) in failed {

@@ -33,6 +33,8 @@ const PLAN_CHUNK: usize = 500;
 struct Pending {
     item: SyncItem,
     fingerprint: Fingerprint,
+    /// The mapped payload, stored as confirmed when the plugin does not echo one.
+    payload: String,
     attempt: u32,
 }
 
@@ -71,6 +73,11 @@ impl Harness {
             return Err(HostError::Config("no API token available for this tenant".into()));
         }
         let started = Instant::now();
+        // The tenant's counters live as long as the tenant; a report counts this run only.
+        let stats = &tenant.policy.stats;
+        let requests_before = stats.requests.load(Ordering::Relaxed);
+        let throttled_before = stats.throttled.load(Ordering::Relaxed);
+        let denied_before = stats.denied.load(Ordering::Relaxed);
         let limits = tenant.plugin.limits().clone();
         let shared = Arc::new(RunShared {
             abort: AtomicBool::new(false),
@@ -146,11 +153,14 @@ impl Harness {
                 break;
             }
             let mut rows: Vec<Row> = Vec::with_capacity(chunk.len());
+            // Keys of rows rejected before planning: still in the source, so not "disappeared".
+            let mut rejected: Vec<String> = Vec::new();
             for item in chunk {
                 recorder.counts.rows += 1;
                 match item {
                     SourceItem::Row(r) => rows.push(r),
                     SourceItem::Invalid(inv) => {
+                        rejected.extend(inv.key.clone());
                         recorder.counts.invalid += 1;
                         let e = inv.into_row_error();
                         recorder.failures.push(FailedRecord::new(&e.key, &e.error, 0, "invalid-row"));
@@ -163,11 +173,13 @@ impl Harness {
                 match m {
                     Ok(m) => pairs.push((row, m)),
                     Err(e) => {
+                        rejected.push(e.key.clone());
                         recorder.counts.invalid += 1;
                         recorder.failures.push(FailedRecord::new(&e.key, &e.error, 0, "invalid-row"));
                     }
                 }
             }
+            ledger.mark_seen(&rejected)?;
             for planned in ledger.plan(pairs)? {
                 if opts.dry_run && preview_left > 0 && planned.decision.sends() {
                     preview_left -= 1;
@@ -195,7 +207,7 @@ impl Harness {
                             recorder.counts.retried_from_last_run += 1;
                         }
                         estimate_requests_total += estimate_requests(tenant.mode, item.known_id.is_some());
-                        batch.push(Pending { item, fingerprint: planned.fingerprint, attempt: 0 });
+                        batch.push(Pending { item, fingerprint: planned.fingerprint, payload: planned.payload, attempt: 0 });
                         if batch.len() >= limits.batch_size {
                             shared.queued.fetch_add(batch.len() as u64, Ordering::Relaxed);
                             if !opts.dry_run {
@@ -256,8 +268,7 @@ impl Harness {
         if let Some(e) = source_error {
             shared.abort(format!("the source failed: {e}"));
         }
-        let stats = &tenant.policy.stats;
-        let requests = stats.requests.load(Ordering::Relaxed);
+        let requests = stats.requests.load(Ordering::Relaxed).saturating_sub(requests_before);
         let elapsed = started.elapsed().as_secs_f64();
         if opts.dry_run {
             let secs = estimate_requests_total as f64 / f64::from(tenant.rate_per_second);
@@ -286,8 +297,8 @@ impl Harness {
             dry_run: opts.dry_run,
             counts,
             requests,
-            throttled: stats.throttled.load(Ordering::Relaxed),
-            denied: stats.denied.load(Ordering::Relaxed),
+            throttled: stats.throttled.load(Ordering::Relaxed).saturating_sub(throttled_before),
+            denied: stats.denied.load(Ordering::Relaxed).saturating_sub(denied_before),
             elapsed_secs: elapsed,
             requests_per_second: if elapsed > 0.0 { requests as f64 / elapsed } else { 0.0 },
             rate_limit_per_second: tenant.rate_per_second,
@@ -435,9 +446,23 @@ impl Recorder<'_> {
                         continue;
                     }
                     self.counts.add_outcome(r.outcome);
-                    let kind = if e.retryable { "transient" } else { "validation" };
-                    self.failures.push(FailedRecord::new(&r.key, e, p.attempt + 1, kind));
-                    failed.push((p, r.clone(), e.clone()));
+                    // A configuration failure (credentials, permission, egress policy) says
+                    // nothing about the record: it is sent again on the next run, when the
+                    // configuration may have been fixed, even if its data did not change.
+                    let next_run = e.retryable || e.category == ErrorCategory::FixConfig;
+                    let kind = if e.retryable {
+                        "transient"
+                    } else if e.category == ErrorCategory::FixConfig {
+                        "config"
+                    } else {
+                        "validation"
+                    };
+                    let mut report = FailedRecord::new(&r.key, e, p.attempt + 1, kind);
+                    report.retried_next_run = next_run;
+                    self.failures.push(report);
+                    let mut stored = e.clone();
+                    stored.retryable = next_run;
+                    failed.push((p, r.clone(), stored));
                 }
                 (Outcome::Failed, None) => {
                     let e = RecordError::host(
@@ -456,7 +481,13 @@ impl Recorder<'_> {
             }
         }
         let confirmed: Vec<(String, Fingerprint, RecordResult)> =
-            confirmed.into_iter().map(|(p, r)| (p.item.row.key, p.fingerprint, r)).collect();
+            confirmed
+                .into_iter()
+                .map(|(p, mut r)| {
+                    r.confirmed_payload.get_or_insert(p.payload);
+                    (p.item.row.key, p.fingerprint, r)
+                })
+                .collect();
         let failed: Vec<(String, Fingerprint, RecordError)> =
             failed.into_iter().map(|(p, _, e)| (p.item.row.key, p.fingerprint, e)).collect();
         if let Err(e) = self.ledger.record(&confirmed, &failed) {

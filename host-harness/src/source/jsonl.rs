@@ -1,0 +1,202 @@
+//! JSON Lines: one JSON object per line; blank lines are skipped.
+//!
+//! Types: `null` → NULL, `true/false` → boolean, a number that fits i64 → integer, a larger
+//! whole number → text (exact), any other number → float, a string → text, an object or array →
+//! JSON text (compact, keys sorted). The columns are the first object's fields in file order;
+//! a later object's missing fields are NULL and its extra fields follow. A line that is not UTF-8,
+//! not JSON or not an object is an invalid row naming its line number.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::BufRead;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+
+use super::{open_input, JsonlConfig, RawRecord, Reader, SourceError};
+use crate::model::{Cell, Column, ErrorCategory, ErrorCode, RecordError};
+
+pub(crate) struct JsonlReader {
+    input: std::io::BufReader<Box<dyn std::io::Read + Send>>,
+    columns: Vec<String>,
+    describe: String,
+    line: u64,
+    count: u64,
+    buf: Vec<u8>,
+    pending: VecDeque<Result<RawRecord, SourceError>>,
+    eof: bool,
+}
+
+/// A JSON object with its fields in document order.
+struct OrderedObject(Vec<(String, Value)>);
+
+impl<'de> Deserialize<'de> for OrderedObject {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OrderedObject;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedObject, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some((k, v)) = map.next_entry::<String, Value>()? {
+                    if let Some(slot) = out.iter_mut().find(|(name, _): &&mut (String, Value)| *name == k) {
+                        slot.1 = v; // a repeated field: the last one wins, as in most parsers
+                    } else {
+                        out.push((k, v));
+                    }
+                }
+                Ok(OrderedObject(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+fn to_cell(v: Value) -> Cell {
+    match v {
+        Value::Null => Cell::Null,
+        Value::Bool(b) => Cell::Boolean(b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Cell::Integer(i)
+            } else if n.is_u64() {
+                Cell::Text(n.to_string())
+            } else {
+                Cell::Float(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Value::String(s) => Cell::Text(s),
+        v @ (Value::Array(_) | Value::Object(_)) => Cell::Json(v.to_string()),
+    }
+}
+
+impl JsonlReader {
+    pub(crate) fn open(cfg: &JsonlConfig) -> Result<Self, SourceError> {
+        let describe = if cfg.path.as_os_str() == "-" {
+            "JSON Lines on standard input".to_string()
+        } else {
+            format!("JSON Lines file {}", cfg.path.display())
+        };
+        let input = open_input(&cfg.path)?;
+        let mut r = JsonlReader {
+            input: std::io::BufReader::with_capacity(64 * 1024, input),
+            columns: Vec::new(),
+            describe,
+            line: 0,
+            count: 0,
+            buf: Vec::with_capacity(1024),
+            pending: VecDeque::new(),
+            eof: false,
+        };
+        // Read ahead to the first object to learn the columns (bad lines before it are kept).
+        while let Some(item) = r.read_one() {
+            let found = matches!(&item, Ok(rec) if rec.error.is_none());
+            let stop = item.is_err() || found;
+            if let Ok(rec) = &item {
+                if found {
+                    r.columns = rec.columns.iter().map(|c| c.name.clone()).collect();
+                }
+            }
+            r.pending.push_back(item);
+            if stop {
+                break;
+            }
+        }
+        Ok(r)
+    }
+
+    fn invalid(&mut self, message: String) -> RawRecord {
+        RawRecord {
+            record: self.count,
+            line: Some(self.line),
+            columns: Vec::new(),
+            error: Some(RecordError::host(ErrorCode::InvalidValue, ErrorCategory::SkipRecord, message)),
+        }
+    }
+
+    fn read_one(&mut self) -> Option<Result<RawRecord, SourceError>> {
+        loop {
+            if self.eof {
+                return None;
+            }
+            self.buf.clear();
+            match self.input.read_until(b'\n', &mut self.buf) {
+                Ok(0) => {
+                    self.eof = true;
+                    return None;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.eof = true;
+                    return Some(Err(SourceError::Read {
+                        what: self.describe.clone(),
+                        location: format!("line {}", self.line + 1),
+                        message: e.to_string(),
+                    }));
+                }
+            }
+            self.line += 1;
+            let mut bytes: &[u8] = &self.buf;
+            if self.line == 1 {
+                bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+            }
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            self.count += 1;
+            let text = match std::str::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(e) => {
+                    let msg = format!(
+                        "line {}: not valid UTF-8 (byte {} of the line); re-encode the file as UTF-8, e.g. `iconv -f WINDOWS-1252 -t UTF-8 in.jsonl > out.jsonl`",
+                        self.line,
+                        e.valid_up_to() + 1
+                    );
+                    return Some(Ok(self.invalid(msg)));
+                }
+            };
+            let object = match serde_json::from_str::<OrderedObject>(text) {
+                Ok(o) => o,
+                Err(e) => {
+                    let kind = match serde_json::from_str::<Value>(text) {
+                        Ok(Value::Array(_)) => "expected a JSON object, found an array".to_string(),
+                        Ok(other) => format!("expected a JSON object, found `{}`", super::convert::short(&other.to_string())),
+                        Err(_) => format!("not valid JSON ({e})"),
+                    };
+                    let msg = format!("line {}: {kind}; each line must hold one JSON object", self.line);
+                    return Some(Ok(self.invalid(msg)));
+                }
+            };
+            let mut fields = object.0;
+            let mut columns = Vec::with_capacity(self.columns.len().max(fields.len()));
+            for name in &self.columns {
+                let value = match fields.iter().position(|(k, _)| k == name) {
+                    Some(i) => to_cell(fields.remove(i).1),
+                    None => Cell::Null,
+                };
+                columns.push(Column { name: name.clone(), value });
+            }
+            for (name, v) in fields {
+                columns.push(Column { name, value: to_cell(v) });
+            }
+            return Some(Ok(RawRecord { record: self.count, line: Some(self.line), columns, error: None }));
+        }
+    }
+}
+
+impl Reader for JsonlReader {
+    fn columns(&self) -> &[String] {
+        &self.columns
+    }
+    fn describe(&self) -> &str {
+        &self.describe
+    }
+    fn next_record(&mut self) -> Option<Result<RawRecord, SourceError>> {
+        if let Some(p) = self.pending.pop_front() {
+            return Some(p);
+        }
+        self.read_one()
+    }
+}
