@@ -79,10 +79,12 @@ fn load(args: &JobArgs) -> Result<(JobConfig, RunOptions), String> {
     if let Some(dir) = &args.state_dir {
         job.sync.state_dir = dir.clone();
     }
-    let mut opts = RunOptions::default();
-    opts.overrides = overrides(&args.set)?;
-    opts.endpoint = args.endpoint.clone();
-    opts.progress = std::io::stderr().is_terminal();
+    let opts = RunOptions {
+        overrides: overrides(&args.set)?,
+        endpoint: args.endpoint.clone(),
+        progress: std::io::stderr().is_terminal(),
+        ..RunOptions::default()
+    };
     Ok((job, opts))
 }
 
