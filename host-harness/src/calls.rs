@@ -128,7 +128,9 @@ fn check_one_per_row(tenant: &str, call: &str, expected: &[String], got: &[&str]
         let what = if known.contains(g) { "out of order" } else { "for a key that was not sent" };
         return Err(HostError::Plugin {
             tenant: tenant.to_string(),
-            reason: format!("{call} returned a result {what} (expected key {e:?}, got {g:?})"),
+            reason: format!(
+                "{call} returned a result {what} (expected key {e:?}, got {g:?}); the contract requires exactly one result per row, in order"
+            ),
         });
     }
     Ok(())

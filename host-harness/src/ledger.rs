@@ -87,6 +87,11 @@ impl Ledger {
         b.commit().map_err(io)
     }
 
+    /// The planner's counters so far (new, changed, unchanged, retried, still invalid).
+    pub fn plan_counts(&self) -> plan::PlanCounts {
+        *self.planner.lock().unwrap_or_else(|p| p.into_inner()).counts()
+    }
+
     /// Why records are re-sent beyond their own changes (mapping or component changed).
     pub fn notes(&self) -> Vec<String> {
         self.planner.lock().unwrap_or_else(|p| p.into_inner()).reason().into_iter().collect()

@@ -73,7 +73,8 @@ pub struct FailedRecord {
     /// Whether the next run will try it again even if its data does not change.
     pub retried_next_run: bool,
     /// `invalid-row` (rejected before sending), `validation` (the API rejected it: retried only
-    /// once its data changes) or `transient` (retried next run).
+    /// once its data changes), `transient` (retried next run) or `config` (credentials,
+    /// permission or egress policy: retried next run, once the configuration is fixed).
     pub kind: &'static str,
 }
 

@@ -141,6 +141,9 @@ impl Harness {
         let mut recorder = Recorder { ledger: &ledger, counts: &mut counts, failures: &mut failures, retry, retry_queue: &mut retry_queue, shared: &shared, progress: &progress };
 
         let mut source_error: Option<String> = None;
+        // An error that ends the run (a trap in map-rows, the state store failing): the work
+        // already in flight is still recorded, and the run is stored as failed, not left running.
+        let mut fatal: Option<HostError> = None;
         while let Some(chunk) = rows_rx.recv().await {
             let chunk = match chunk {
                 Ok(c) => c,
@@ -167,7 +170,13 @@ impl Harness {
                     }
                 }
             }
-            let mapped = tenant.plugin.map_rows(&tenant.name, &tenant.settings, &tenant.mapping, rows.clone()).await?;
+            let mapped = match tenant.plugin.map_rows(&tenant.name, &tenant.settings, &tenant.mapping, rows.clone()).await {
+                Ok(m) => m,
+                Err(e) => {
+                    fatal = Some(e);
+                    break;
+                }
+            };
             let mut pairs = Vec::with_capacity(rows.len());
             for (row, m) in rows.into_iter().zip(mapped) {
                 match m {
@@ -179,8 +188,15 @@ impl Harness {
                     }
                 }
             }
-            ledger.mark_seen(&rejected)?;
-            for planned in ledger.plan(pairs)? {
+            let planned_chunk = ledger.mark_seen(&rejected).and_then(|()| ledger.plan(pairs));
+            let planned_chunk = match planned_chunk {
+                Ok(p) => p,
+                Err(e) => {
+                    fatal = Some(e);
+                    break;
+                }
+            };
+            for planned in planned_chunk {
                 if opts.dry_run && preview_left > 0 && planned.decision.sends() {
                     preview_left -= 1;
                     let pretty = serde_json::from_str::<serde_json::Value>(&planned.payload)
@@ -227,6 +243,9 @@ impl Harness {
         }
         drop(rows_rx);
         let _ = reader.await;
+        if let Some(e) = &fatal {
+            shared.abort(e.to_string());
+        }
 
         if !batch.is_empty() {
             shared.queued.fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -278,10 +297,27 @@ impl Harness {
                 secs.ceil(),
                 tenant.rate_per_second
             ));
+            // Issue 5: the preview says how many records would be created, updated, left
+            // unchanged, retried and rejected (the counts alone do not split new from changed).
+            let pc = ledger.plan_counts();
+            notes.push(format!(
+                "preview: {} new (would be created), {} changed (would be updated), {} unchanged, {} retried from the last run, {} rejected ({} invalid rows, {} still invalid)",
+                pc.new,
+                pc.changed,
+                pc.unchanged,
+                pc.retry_failed,
+                counts.invalid + pc.still_invalid,
+                counts.invalid,
+                pc.still_invalid
+            ));
         }
         let aborted = shared.abort_reason.lock().unwrap_or_else(|p| p.into_inner()).clone();
         notes.extend(ledger.notes());
-        let disappeared = ledger.finish(&counts, requests, aborted.as_deref())?;
+        let finished = ledger.finish(&counts, requests, aborted.as_deref());
+        if let Some(e) = fatal {
+            return Err(e);
+        }
+        let disappeared = finished?;
         counts.disappeared = disappeared;
         if disappeared > 0 {
             notes.push(format!(

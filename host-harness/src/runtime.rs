@@ -148,7 +148,11 @@ impl Runtime {
         }
         let component = Component::new(&self.engine, bytes).map_err(wt)?;
         if let Ok(serialized) = component.serialize() {
-            let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+            // Unique per process and per write: two runtimes of one process compiling the same
+            // component at once must not write (and truncate) the same temporary file.
+            static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = WRITES.fetch_add(1, Ordering::Relaxed);
+            let tmp = file.with_extension(format!("tmp{}-{n}", std::process::id()));
             let written = std::fs::create_dir_all(dir)
                 .and_then(|_| std::fs::write(&tmp, serialized))
                 .and_then(|_| std::fs::rename(&tmp, &file));
@@ -327,15 +331,20 @@ pub async fn guarded<T>(
 
 /// A one-line description of a trap: the cause, without the guest backtrace.
 fn trap_summary(e: &wasmtime::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = std::error::Error::source(e.as_ref() as &dyn std::error::Error);
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
+    // wasmtime attaches the guest backtrace as the outermost context: many lines, no cause.
+    const BACKTRACE: &str = "error while executing at wasm backtrace";
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !text.starts_with(BACKTRACE) && !parts.contains(&text) {
+            parts.push(text);
+        }
     }
-    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
-        parts.push(format!("trap: {trap}"));
+    if parts.iter().any(|p| p.contains("growing memory")) {
+        parts.push("the instance exceeded its memory limit ([limits] memory_mib)".into());
     }
-    parts.dedup();
+    if parts.is_empty() {
+        parts.push(e.root_cause().to_string().lines().next().unwrap_or("trap").to_string());
+    }
     parts.join(": ")
 }
