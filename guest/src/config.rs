@@ -24,18 +24,45 @@ pub const KEY_SANDBOX: &str = "sandbox";
 pub const KEY_DEFAULT_REGION: &str = "default-region";
 /// Config key: `string` or `typed` custom attribute values.
 pub const KEY_ATTRIBUTE_MODE: &str = "custom-attribute-values";
+/// Config key: whether this organization's PATCH merges `customAttributes` key by key or
+/// replaces the map whole (Gladly does not document which).
+pub const KEY_ATTRIBUTE_PATCH: &str = "custom-attributes-patch";
 /// Every known key, in spec order.
-pub const KNOWN_KEYS: [&str; 5] = [
+pub const KNOWN_KEYS: [&str; 6] = [
     KEY_DOMAIN,
     KEY_USERNAME,
     KEY_SANDBOX,
     KEY_DEFAULT_REGION,
     KEY_ATTRIBUTE_MODE,
+    KEY_ATTRIBUTE_PATCH,
 ];
 /// Default of `default-region`.
 pub const DEFAULT_REGION: &str = "US";
 /// Default of `custom-attribute-values`.
 pub const DEFAULT_ATTRIBUTE_MODE: &str = "string";
+/// Default of `custom-attributes-patch`.
+pub const DEFAULT_ATTRIBUTE_PATCH: &str = "merge";
+
+/// How the organization's PATCH treats `customAttributes`, which decides whether changing one
+/// of our attributes needs a read first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttributePatch {
+    /// Keys not sent are kept: a changed attribute costs one PATCH, no read.
+    Merge,
+    /// The map is replaced whole: read the profile and send its keys with ours, so attributes
+    /// written by agents or other integrations survive (one extra GET per change).
+    Replace,
+}
+
+impl AttributePatch {
+    /// The setting value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttributePatch::Merge => "merge",
+            AttributePatch::Replace => "replace",
+        }
+    }
+}
 
 /// How custom attribute values are sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +96,8 @@ pub struct Config {
     pub default_region: Id,
     /// Custom attribute value handling.
     pub attribute_mode: AttributeMode,
+    /// How PATCH treats `customAttributes` in this organization.
+    pub attribute_patch: AttributePatch,
 }
 
 impl Config {
@@ -99,6 +128,7 @@ impl Config {
             s(KEY_SANDBOX, if self.sandbox { "true" } else { "false" }),
             s(KEY_DEFAULT_REGION, self.default_region.as_ref()),
             s(KEY_ATTRIBUTE_MODE, self.attribute_mode.as_str()),
+            s(KEY_ATTRIBUTE_PATCH, self.attribute_patch.as_str()),
         ]
     }
 
@@ -272,19 +302,37 @@ pub fn parse(settings: &[Setting]) -> Result<Config, Vec<ConfigProblem>> {
         }
     };
 
-    match (domain, username, sandbox, default_region, attribute_mode) {
+    let attribute_patch = match get(KEY_ATTRIBUTE_PATCH).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Some(AttributePatch::Merge),
+        Some(v) if v == "merge" => Some(AttributePatch::Merge),
+        Some(v) if v == "replace" => Some(AttributePatch::Replace),
+        Some(_) => {
+            problems.push(ConfigProblem::new(
+                KEY_ATTRIBUTE_PATCH,
+                "custom-attributes-patch must be merge or replace.",
+                "Enter merge (your organization keeps custom attributes a PATCH does not name) or \
+                 replace (it replaces the whole map; the plugin then reads each profile before \
+                 changing its attributes).",
+            ));
+            None
+        }
+    };
+
+    match (domain, username, sandbox, default_region, attribute_mode, attribute_patch) {
         (
             Some(domain),
             Some(username),
             Some(sandbox),
             Some(default_region),
             Some(attribute_mode),
+            Some(attribute_patch),
         ) if problems.is_empty() => Ok(Config {
             domain,
             username,
             sandbox,
             default_region,
             attribute_mode,
+            attribute_patch,
         }),
         _ => Err(problems),
     }
@@ -520,6 +568,7 @@ mod tests {
                 ("sandbox".into(), "false".into()),
                 ("default-region".into(), "US".into()),
                 ("custom-attribute-values".into(), "string".into()),
+                ("custom-attributes-patch".into(), "merge".into()),
             ]
         );
     }
@@ -532,6 +581,7 @@ mod tests {
             ("sandbox", "maybe"),
             ("default-region", "ZZ"),
             ("custom-attribute-values", "numbers"),
+            ("custom-attributes-patch", "sometimes"),
             ("colour", "blue"),
         ]);
         let problems = parse(&s).unwrap_err();
@@ -543,6 +593,7 @@ mod tests {
             "sandbox",
             "default-region",
             "custom-attribute-values",
+            "custom-attributes-patch",
         ] {
             assert!(keys.contains(&k), "missing problem for {k}: {keys:?}");
         }

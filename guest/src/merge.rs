@@ -104,15 +104,27 @@ pub fn patch_against_read(current: &Profile, desired: &Profile) -> Map<String, V
 /// our emails and phones are exactly those confirmed (so the arrays need no merge). `None`
 /// means a read is needed; an empty map means nothing changed.
 ///
-/// Without a read the profile's other custom attribute keys are unknown, so `customAttributes`
-/// carries all of ours when any of them changed.
-pub fn patch_against_previous(previous: &Profile, desired: &Profile) -> Option<Map<String, Value>> {
-    if previous.emails != desired.emails || previous.phones != desired.phones {
+/// A changed custom attribute needs no read when the organization merges `customAttributes`
+/// on PATCH (`merges_attributes`): our map is sent and its other keys stay. Where PATCH
+/// replaces the map whole, the profile's other keys are unknown without a read and would be
+/// lost, so a read is needed (shown by the conformance test
+/// `updates::second_run_keeps_foreign_custom_attributes_under_replace`).
+pub fn patch_against_previous(
+    previous: &Profile,
+    desired: &Profile,
+    merges_attributes: bool,
+) -> Option<Map<String, Value>> {
+    let attributes_changed =
+        attributes_differ(&previous.custom_attributes, &desired.custom_attributes);
+    if previous.emails != desired.emails
+        || previous.phones != desired.phones
+        || (attributes_changed && !merges_attributes)
+    {
         return None;
     }
     let mut patch = Map::new();
     scalar_changes(previous, desired, &mut patch);
-    if attributes_differ(&previous.custom_attributes, &desired.custom_attributes) {
+    if attributes_changed {
         patch.insert(
             "customAttributes".to_string(),
             Value::Object(desired.custom_attributes.clone()),
@@ -212,19 +224,25 @@ mod tests {
         };
         let mut desired = previous.clone();
         assert_eq!(
-            patch_against_previous(&previous, &desired),
+            patch_against_previous(&previous, &desired, true),
             Some(Map::new())
         );
         desired.name = Some("Ann Lee".into());
-        desired
+        let patch = patch_against_previous(&previous, &desired, true).unwrap();
+        assert_eq!(Value::Object(patch), json!({"name": "Ann Lee"}));
+        // A changed custom attribute: one PATCH with our map where the organization merges it,
+        // a read first where PATCH replaces the map whole.
+        let mut changed = desired.clone();
+        changed
             .custom_attributes
             .insert("tier".into(), json!("gold"));
-        let patch = patch_against_previous(&previous, &desired).unwrap();
+        let patch = patch_against_previous(&previous, &changed, true).unwrap();
         assert_eq!(
             Value::Object(patch),
             json!({"name": "Ann Lee", "customAttributes": {"tier": "gold", "n": "1"}})
         );
+        assert_eq!(patch_against_previous(&previous, &changed, false), None);
         desired.emails.push(em("b@x.io"));
-        assert_eq!(patch_against_previous(&previous, &desired), None);
+        assert_eq!(patch_against_previous(&previous, &desired, true), None);
     }
 }

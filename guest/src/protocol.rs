@@ -11,7 +11,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value};
 
 use crate::classify::{self, Step};
-use crate::config::Config;
+use crate::config::{AttributePatch, Config};
 use crate::ids;
 use crate::mapping::{Mapped, Plan};
 use crate::merge;
@@ -84,6 +84,8 @@ struct Api<'a> {
     host: String,
     key: String,
     requests: u32,
+    /// Whether the organization's PATCH merges `customAttributes` (no read needed to change one).
+    merges_attributes: bool,
 }
 
 impl Api<'_> {
@@ -206,7 +208,7 @@ fn update_by_id(
     let current = match prefetched {
         Some(p) => p,
         None => {
-            if let Some(patch) = previous.and_then(|p| merge::patch_against_previous(p, desired)) {
+            if let Some(patch) = previous.and_then(|p| merge::patch_against_previous(p, desired, api.merges_attributes)) {
                 if patch.is_empty() {
                     return Ok(Update::Done(Outcome::Unchanged));
                 }
@@ -431,6 +433,7 @@ fn sync_record(
         host: config.host(),
         key: key.to_string(),
         requests: 0,
+        merges_attributes: config.attribute_patch == AttributePatch::Merge,
     };
     let result = match mode {
         SyncMode::Insert => insert(&mut api, ctx, &mapped),

@@ -4,8 +4,8 @@
 //! this module so the spec a host renders and the rules the plugin enforces cannot drift apart.
 
 use crate::config::{
-    DEFAULT_ATTRIBUTE_MODE, DEFAULT_REGION, KEY_ATTRIBUTE_MODE, KEY_DEFAULT_REGION, KEY_DOMAIN,
-    KEY_SANDBOX, KEY_USERNAME,
+    DEFAULT_ATTRIBUTE_MODE, DEFAULT_ATTRIBUTE_PATCH, DEFAULT_REGION, KEY_ATTRIBUTE_MODE,
+    KEY_ATTRIBUTE_PATCH, KEY_DEFAULT_REGION, KEY_DOMAIN, KEY_SANDBOX, KEY_USERNAME,
 };
 use crate::types::SyncMode;
 
@@ -373,6 +373,16 @@ fn config_fields() -> Vec<ConfigField> {
             Some(DEFAULT_ATTRIBUTE_MODE),
             "typed",
         ),
+        field(
+            KEY_ATTRIBUTE_PATCH,
+            "Custom attributes on update",
+            "merge if your organization keeps the custom attributes a PATCH does not name (a \
+             changed attribute then costs one request); replace if a PATCH replaces the whole \
+             map (each change then reads the profile first, so attributes set by agents or other \
+             tools are kept).",
+            Some(DEFAULT_ATTRIBUTE_PATCH),
+            "replace",
+        ),
     ]
 }
 
@@ -411,7 +421,8 @@ mod tests {
                 "username",
                 "sandbox",
                 "default-region",
-                "custom-attribute-values"
+                "custom-attribute-values",
+                "custom-attributes-patch"
             ]
         );
         assert!(
