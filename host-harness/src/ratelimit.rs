@@ -7,7 +7,7 @@
 //! the server's own signals: a 429 (with its `Retry-After`, when given) or a
 //! `Ratelimit-Remaining-Second: 0` closes the gate for a while; waiting callers wait, nobody fails.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +17,14 @@ use tokio::time::Instant;
 /// Headroom under the nominal limit, so that arrival jitter on the network cannot push two
 /// requests ten apart into one server window.
 const PACING_HEADROOM: f64 = 0.98;
+
+/// The shortest refill interval: leaky-bucket refuses intervals under a millisecond, so fast
+/// budgets refill several permits per interval instead.
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Share of the limit our own permits of the last second must reach for a
+/// `Ratelimit-Remaining-Second: 0` to be explained by our own pacing (then no pause is needed).
+const OWN_USE_EXPLAINS_ZERO: f64 = 0.9;
 
 /// How long to hold back after a 429 that carried no `Retry-After`: one server window.
 const DEFAULT_429_PAUSE: Duration = Duration::from_secs(1);
@@ -28,21 +36,36 @@ pub struct OrgLimiter {
     per_second: u32,
     bucket: RateLimiter,
     paused_until: Mutex<Option<Instant>>,
+    /// When our permits of the last second were granted.
+    recent: Mutex<VecDeque<Instant>>,
 }
 
 impl OrgLimiter {
     /// A limiter allowing `per_second` requests per second (at least 1).
     pub fn new(key: impl Into<String>, per_second: u32) -> Self {
         let per_second = per_second.max(1);
-        let interval = Duration::from_secs_f64(1.0 / (f64::from(per_second) * PACING_HEADROOM));
+        let paced = f64::from(per_second) * PACING_HEADROOM;
+        let mut interval = Duration::from_secs_f64(1.0 / paced);
+        let mut refill = 1;
+        if interval < MIN_INTERVAL {
+            // Several permits per 10 ms: the same average, a burst of at most 1% of the limit.
+            refill = (paced * MIN_INTERVAL.as_secs_f64()).floor().max(1.0) as usize;
+            interval = Duration::from_secs_f64(refill as f64 / paced);
+        }
         let bucket = RateLimiter::builder()
-            .initial(1)
-            .max(1)
-            .refill(1)
+            .initial(refill)
+            .max(refill)
+            .refill(refill)
             .interval(interval)
             .fair(true)
             .build();
-        OrgLimiter { key: key.into(), per_second, bucket, paused_until: Mutex::new(None) }
+        OrgLimiter {
+            key: key.into(),
+            per_second,
+            bucket,
+            paused_until: Mutex::new(None),
+            recent: Mutex::new(VecDeque::new()),
+        }
     }
 
     /// The organization key.
@@ -61,6 +84,18 @@ impl OrgLimiter {
         self.bucket.acquire_one().await;
         // A 429 may have arrived while we queued; honour it before sending.
         self.wait_pause().await;
+        let now = Instant::now();
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.push_back(now);
+        forget_older_than_a_second(&mut recent, now);
+    }
+
+    /// Whether our own permits of the last second come close to the whole limit.
+    fn own_use_explains_zero(&self) -> bool {
+        let now = Instant::now();
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        forget_older_than_a_second(&mut recent, now);
+        recent.len() as f64 >= f64::from(self.per_second) * OWN_USE_EXPLAINS_ZERO
     }
 
     async fn wait_pause(&self) {
@@ -86,12 +121,19 @@ impl OrgLimiter {
     pub fn observe(&self, status: u16, retry_after: Option<Duration>, remaining: Option<u64>) {
         if status == 429 {
             self.pause_for(retry_after.unwrap_or(DEFAULT_429_PAUSE));
-        } else if remaining == Some(0) {
-            // Someone else (another integration of the same organization) may be using the
-            // budget: hold back for one pacing interval rather than a whole window, which our
-            // own even pacing would otherwise hit at the end of every window.
+        } else if remaining == Some(0) && !self.own_use_explains_zero() {
+            // Someone else (another integration of the same organization) is using the budget:
+            // hold back for one pacing interval. When our own pacing used up the window (as it
+            // does at the end of every window under full load) the zero says nothing new, and
+            // pausing would only waste budget.
             self.pause_for(Duration::from_secs_f64(1.0 / f64::from(self.per_second)));
         }
+    }
+}
+
+fn forget_older_than_a_second(recent: &mut VecDeque<Instant>, now: Instant) {
+    while recent.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
+        recent.pop_front();
     }
 }
 
@@ -172,6 +214,32 @@ mod tests {
         let start = Instant::now();
         limiter.acquire().await;
         assert!(start.elapsed() >= Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn remaining_zero_after_our_own_full_window_does_not_pause() {
+        let limiter = OrgLimiter::new("acme", 10);
+        for _ in 0..10 {
+            limiter.acquire().await;
+        }
+        // Our ten permits of the last second explain the zero: the next permit comes at the
+        // normal pacing interval, not after an extra pause.
+        limiter.observe(200, None, Some(0));
+        let start = Instant::now();
+        limiter.acquire().await;
+        assert!(start.elapsed() < Duration::from_millis(110), "{:?}", start.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn budgets_above_a_thousand_per_second_pace_without_panicking() {
+        // leaky-bucket refuses sub-millisecond intervals; the limiter refills in groups instead.
+        let limiter = OrgLimiter::new("fast", 5000);
+        let start = Instant::now();
+        for _ in 0..5000 {
+            limiter.acquire().await;
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        assert!((0.95..1.1).contains(&elapsed), "5000 permits at 5000/s took {elapsed} s");
     }
 
     #[tokio::test(start_paused = true)]
