@@ -128,7 +128,7 @@ fn test() -> Result<()> {
 fn bench(extra: &[String]) -> Result<()> {
     build()?;
     let mut c = cargo();
-    c.args(["run", "--release", "-p", "conformance", "--bin", "bench", "--"]).args(extra);
+    c.args(["run", "--release", "-p", "bench", "--bin", "bench", "--"]).args(extra);
     run(c)
 }
 
