@@ -373,10 +373,16 @@ fn upsert(
     if found.len() > 1 {
         return Err(ambiguous(api, &found));
     }
-    if let Some(profile) = found.pop() {
-        return update_found(api, profile, &mapped.profile);
-    }
     let id = ids::create_id(&ctx.sync_id, &api.key);
+    if let Some(profile) = found.pop() {
+        let done = update_found(api, profile, &mapped.profile)?;
+        // Our own create id with nothing left to change: an earlier attempt created it and its
+        // answer was lost (or the run was killed before recording it). Report what happened.
+        if done.id == id && done.outcome == Outcome::Unchanged {
+            return Ok(Done { outcome: Outcome::Created, ..done });
+        }
+        return Ok(done);
+    }
     match create(api, &id, &mapped.profile)? {
         Create::Created(id) => Ok(Done {
             outcome: Outcome::Created,

@@ -151,6 +151,9 @@ async fn connection_dropped_after_apply_creates_no_duplicate() {
     let report = s.run_ok(&s.job(&upsert("dropa", 4))).await;
     assert_clean(&report, 4);
     assert_eq!(injected(&s), 3, "{}", s.transcript());
+    // The creates whose answers were lost are still reported as created (the retry finds the
+    // profile under the record's own id), the seeded profile as updated.
+    assert_eq!((report.counts.created, report.counts.updated + report.counts.confirmed_unchanged), (3, 1), "{}", report.summary());
     for i in 1..=3 {
         assert_eq!(s.profile_by_email(&format!("dropa{i}@example.com"))["name"], format!("Person {i}"));
     }

@@ -397,6 +397,24 @@ fn upsert_creates_when_not_found() {
 }
 
 #[test]
+fn upsert_finding_its_own_created_profile_reports_created() {
+    // The create of an earlier attempt was applied but its answer lost: the lookup finds the
+    // profile under our own id, already up to date.
+    let mut fake = Fake::default().on(
+        Method::Get,
+        &format!("{PROFILES}?email=ann%40x.io"),
+        json_reply(200, json!([profile(&own_id("k1"), "ann@x.io", "Ann")])),
+    );
+    let r = run(
+        SyncMode::Upsert,
+        &[item("k1", "ann@x.io", "Ann")],
+        &mut fake,
+    );
+    assert_eq!((r[0].outcome, r[0].requests), (Outcome::Created, 1));
+    assert_eq!(r[0].remote_id, Some(own_id("k1")));
+}
+
+#[test]
 fn upsert_updates_the_single_match_without_second_read() {
     let mut fake = Fake::default()
         .on(
