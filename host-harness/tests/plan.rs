@@ -1,7 +1,7 @@
 //! The planner: fingerprints, every decision, context changes, and a streaming run.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+
 
 use host_harness::model::{
     Cell, Column, ErrorCategory, ErrorCode, FieldMapping, MappedRecord, Outcome, RecordError, Row, Setting, SyncMode,
@@ -11,23 +11,16 @@ use host_harness::plan::{
 };
 use host_harness::state::{LastError, RecordState, State};
 
-struct TempDir(PathBuf);
+/// The folder's path, and the `tempfile` guard that removes it on drop.
+struct TempDir(PathBuf, #[allow(dead_code)] tempfile::TempDir);
 
 impl TempDir {
     fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let p = std::env::temp_dir().join(format!("hh-plan-{tag}-{}-{}-{nanos}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
+        let dir = tempfile::Builder::new().prefix(&format!("hh-plan-{tag}-")).tempdir().unwrap();
+        TempDir(dir.path().to_path_buf(), dir)
     }
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn pair(key: &str, payload: &str) -> (Row, MappedRecord) {
     (

@@ -15,15 +15,13 @@ use host_harness::source::{
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-struct TempDir(PathBuf);
+/// The folder's path, and the `tempfile` guard that removes it on drop.
+struct TempDir(PathBuf, #[allow(dead_code)] tempfile::TempDir);
 
 impl TempDir {
     fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let p = std::env::temp_dir().join(format!("hh-sources-{tag}-{}-{}-{nanos}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
+        let dir = tempfile::Builder::new().prefix(&format!("hh-sources-{tag}-")).tempdir().unwrap();
+        TempDir(dir.path().to_path_buf(), dir)
     }
     fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
         let p = self.0.join(name);
@@ -32,11 +30,6 @@ impl TempDir {
     }
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")

@@ -4,27 +4,18 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use host_harness::model::{ErrorCategory, ErrorCode, Outcome, RecordError};
 use host_harness::plan::Fingerprint;
 use host_harness::state::{RunCounts, RunStatus, State, StateError, MIGRATIONS, STATE_FILE};
 
-struct TempDir(PathBuf);
+/// The folder's path, and the `tempfile` guard that removes it on drop.
+struct TempDir(PathBuf, #[allow(dead_code)] tempfile::TempDir);
 
 impl TempDir {
     fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let p = std::env::temp_dir().join(format!("hh-state-{tag}-{}-{}-{nanos}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let dir = tempfile::Builder::new().prefix(&format!("hh-state-{tag}-")).tempdir().unwrap();
+        TempDir(dir.path().to_path_buf(), dir)
     }
 }
 

@@ -55,24 +55,14 @@ pub fn shared_cache_dir() -> PathBuf {
 // ---------------------------------------------------------------------------------------------
 // temporary folders
 
-/// A temporary folder removed on drop.
-pub struct TempDir(pub PathBuf);
+/// A temporary folder removed on drop: its path, and the `tempfile` guard that removes it.
+pub struct TempDir(pub PathBuf, #[allow(dead_code)] tempfile::TempDir);
 
 impl TempDir {
     /// A new empty folder whose name contains `tag`.
     pub fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let p = std::env::temp_dir().join(format!(
-            "hh-e2e-{tag}-{}-{}-{nanos}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
+        let dir = tempfile::Builder::new().prefix(&format!("hh-e2e-{tag}-")).tempdir().unwrap();
+        TempDir(dir.path().to_path_buf(), dir)
     }
 
     /// A path inside the folder.
@@ -88,11 +78,6 @@ impl TempDir {
     }
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A value unique to this process and call, for tokens, table names and sync ids.
 pub fn unique(tag: &str) -> String {

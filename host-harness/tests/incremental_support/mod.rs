@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -46,31 +46,16 @@ pub fn cache_dir() -> PathBuf {
     target_dir().join("incremental-test-cache")
 }
 
-/// A folder removed when dropped.
-pub struct TempDir(pub PathBuf);
+/// A folder removed when dropped: its path, and the `tempfile` guard that removes it.
+pub struct TempDir(pub PathBuf, #[allow(dead_code)] tempfile::TempDir);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let p = std::env::temp_dir().join(format!(
-            "hh-incr-{tag}-{}-{}-{nanos}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
+        let dir = tempfile::Builder::new().prefix(&format!("hh-incr-{tag}-")).tempdir().unwrap();
+        TempDir(dir.path().to_path_buf(), dir)
     }
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// One source row.
 #[derive(Debug, Clone, PartialEq)]
