@@ -266,20 +266,16 @@ fn cache_dir() -> PathBuf {
     target_dir().join("bench-cache")
 }
 
-struct TempDir(PathBuf);
+/// A folder's path, and the `tempfile` guard that removes it on drop.
+struct TempDir(PathBuf, #[allow(dead_code)] tempfile::TempDir);
 
 impl TempDir {
     fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("gladly-bench-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).ok();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("gladly-bench-{tag}-"))
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temporary folder: {e}"));
+        TempDir(dir.path().to_path_buf(), dir)
     }
 }
 
@@ -341,6 +337,24 @@ struct JobSpec<'a> {
     rate: u32,
     endpoint: String,
     limits: Vec<String>,
+}
+
+/// The query over the generated customers table.
+const CUSTOMERS_QUERY: &str = "SELECT id, name, email, tier, city FROM customers ORDER BY id";
+
+/// The common job: organization `acme`, the generated customers of `db`, at most
+/// `max_concurrency` instances.
+fn customers_job(dir: &Path, sync_id: &str, db: &Path, rate: u32, endpoint: String, max_concurrency: usize) -> Result<JobConfig> {
+    job(&JobSpec {
+        dir,
+        sync_id: sync_id.into(),
+        domain: "acme".into(),
+        db,
+        query: CUSTOMERS_QUERY.into(),
+        rate,
+        endpoint,
+        limits: vec![format!("max_concurrency = {max_concurrency}")],
+    })
 }
 
 fn job(s: &JobSpec<'_>) -> Result<JobConfig> {
@@ -446,16 +460,7 @@ async fn rate_use(a: &Args) -> Result<Value> {
         let db = dir.0.join("source.sqlite");
         generate_sqlite(&db, records, 1)?;
         let emulator = Emulator::start(EmulatorConfig { rate_limit_per_second: 10, latency, ..Default::default() }).await?;
-        let job = job(&JobSpec {
-            dir: &dir.0,
-            sync_id: format!("rate-{label}"),
-            domain: "acme".into(),
-            db: &db,
-            query: "SELECT id, name, email, tier, city FROM customers ORDER BY id".into(),
-            rate: 10,
-            endpoint: emulator.base_url(),
-            limits: vec![format!("max_concurrency = {max_concurrency}")],
-        })?;
+        let job = customers_job(&dir.0, &format!("rate-{label}"), &db, 10, emulator.base_url(), max_concurrency)?;
         let harness = Harness::for_job(&job)?;
         let report = sync(&harness, &job).await?;
         let reqs = emulator.requests();
@@ -507,16 +512,7 @@ async fn requests_per_row(a: &Args) -> Result<Value> {
     let emulator = Emulator::start(emulator_cfg()).await?;
     // The naive baseline writes to its own emulator (same data, same latency).
     let naive_emulator = Emulator::start(emulator_cfg()).await?;
-    let job = job(&JobSpec {
-        dir: &dir.0,
-        sync_id: "requests".into(),
-        domain: "acme".into(),
-        db: &db,
-        query: "SELECT id, name, email, tier, city FROM customers ORDER BY id".into(),
-        rate: HOST_MAX_RATE,
-        endpoint: emulator.base_url(),
-        limits: vec![format!("max_concurrency = {c}")],
-    })?;
+    let job = customers_job(&dir.0, "requests", &db, HOST_MAX_RATE, emulator.base_url(), c)?;
     let harness = Harness::for_job(&job)?;
     harness.plugin(&job.sync.component)?;
     let changed = (n / 100).max(1);
@@ -664,16 +660,7 @@ async fn host_overhead(a: &Args) -> Result<Value> {
 
     // Component + host.
     let emulator = Emulator::start(unlimited()).await?;
-    let job = job(&JobSpec {
-        dir: &dir.0,
-        sync_id: "overhead".into(),
-        domain: "acme".into(),
-        db: &db,
-        query: "SELECT id, name, email, tier, city FROM customers ORDER BY id".into(),
-        rate: HOST_MAX_RATE,
-        endpoint: emulator.base_url(),
-        limits: vec![format!("max_concurrency = {c}")],
-    })?;
+    let job = customers_job(&dir.0, "overhead", &db, HOST_MAX_RATE, emulator.base_url(), c)?;
     let harness = Harness::for_job(&job)?;
     harness.plugin(&job.sync.component)?;
     let t = Instant::now();
@@ -941,7 +928,7 @@ async fn planning(a: &Args) -> Result<Value> {
         sync_id: "planning".into(),
         domain: "acme".into(),
         db: &db,
-        query: "SELECT id, name, email, tier, city FROM customers ORDER BY id".into(),
+        query: CUSTOMERS_QUERY.into(),
         rate: 10,
         // Nothing is sent: no emulator is needed.
         endpoint: "http://127.0.0.1:9".into(),
