@@ -6,7 +6,8 @@
 //! only. The hook then attaches the tenant's credentials (the component never sees them), waits
 //! for the organization's rate permit, applies timeouts clamped to the call's remaining budget,
 //! and, only when the operator configured it, redirects the request to a loopback emulator after
-//! all of the checks above.
+//! all of the checks above. Requests then go out over the tenant's keep-alive connections
+//! ([`crate::connections`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,7 @@ use wasmtime_wasi_http::{
     WasiHttpHooks,
 };
 
+use crate::connections::ConnectionPool;
 use crate::ratelimit::{OrgLimiter, parse_retry_after};
 use crate::secret::BasicCredential;
 
@@ -115,6 +117,8 @@ pub struct EgressPolicy {
     pub timeouts: Timeouts,
     /// Counters.
     pub stats: Arc<EgressStats>,
+    /// Keep-alive connections to the allowed hosts (or their loopback stand-in).
+    pub connections: ConnectionPool,
 }
 
 /// Whether `host` matches an operator grant: an exact name or `*.suffix`.
@@ -231,7 +235,6 @@ impl WasiHttpHooks for EgressHooks {
         let checked = self.check(request.uri()).and_then(|host| Ok((host, self.options(options)?)));
         let policy = self.policy.clone();
         Box::new(async move {
-            use http_body_util::BodyExt;
             let (host, options) = checked?;
 
             let headers = request.headers_mut();
@@ -258,7 +261,7 @@ impl WasiHttpHooks for EgressHooks {
             }
             policy.stats.requests.fetch_add(1, Ordering::Relaxed);
             let started = Instant::now();
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let response = policy.connections.send(request, options).await?;
             let elapsed = started.elapsed();
             policy.stats.latency_us_total.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
             policy.stats.responses.fetch_add(1, Ordering::Relaxed);
@@ -273,7 +276,9 @@ impl WasiHttpHooks for EgressHooks {
             if let Some(limiter) = &policy.limiter {
                 limiter.observe(status, retry_after, remaining);
             }
-            Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
+            // The pool drives its connections on its own tasks: nothing is left for the caller to
+            // await once the response head is here.
+            Ok((response, Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>))
         })
     }
 }

@@ -7,6 +7,7 @@ pub mod bindings;
 pub mod calls;
 pub mod concurrency;
 pub mod config;
+pub mod connections;
 pub mod egress;
 pub mod error;
 pub mod imports;

@@ -15,6 +15,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::{self, PluginHostViewPre as PluginPre, host_iface};
+use crate::connections::ConnectionPool;
 use crate::egress::{EgressHooks, EgressPolicy, EgressStats, Timeouts};
 use crate::error::HostError;
 use crate::imports;
@@ -260,6 +261,7 @@ impl Plugin {
             limiter: None,
             timeouts: Timeouts::default(),
             stats: Arc::new(EgressStats::default()),
+            connections: ConnectionPool::new(Timeouts::default().request),
         })
     }
 

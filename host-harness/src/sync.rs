@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::config::JobConfig;
+use crate::connections::ConnectionPool;
 use crate::egress::{EgressPolicy, EgressStats, Redirect, Timeouts, intersect_hosts};
 use crate::error::HostError;
 use crate::model::{FieldMapping, Setting, SyncMode};
@@ -178,6 +179,7 @@ impl Harness {
             limiter: Some(limiter),
             timeouts: Timeouts { request: job.limits.request_timeout() },
             stats: Arc::new(EgressStats::default()),
+            connections: ConnectionPool::new(job.limits.request_timeout()),
         });
         Ok(Tenant {
             name,
