@@ -8,6 +8,7 @@ use crate::error::HostError;
 use crate::model::{MappedRecord, RecordError, RecordResult, Row, SyncMode};
 use crate::plan::{self, Fingerprint, Planned, Planner};
 use crate::report::Counts;
+use crate::source::KeyChecker;
 use crate::state::{RunCounts, RunId, RunStatus, State};
 use crate::sync::Tenant;
 
@@ -45,25 +46,10 @@ impl Ledger {
         })
     }
 
-    /// Plan one chunk (in row order) and mark its keys as present in the source.
+    /// Plan one chunk (in row order). Reads state only: an unchanged row costs no write.
     pub fn plan(&self, batch: Vec<(Row, MappedRecord)>) -> Result<Vec<Planned>, HostError> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(run) = self.run_id {
-            let keys: Vec<&str> = batch.iter().map(|(r, _)| r.key.as_str()).collect();
-            state.mark_seen(&self.sync_id, run, &keys).map_err(io)?;
-        }
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         self.planner.lock().unwrap_or_else(|p| p.into_inner()).plan_batch(&state, batch).map_err(io)
-    }
-
-    /// Mark keys as present in the source although they are not planned (rows rejected before
-    /// sending), so that they are not reported as disappeared.
-    pub fn mark_seen(&self, keys: &[String]) -> Result<(), HostError> {
-        let Some(run) = self.run_id else { return Ok(()) };
-        if keys.is_empty() {
-            return Ok(());
-        }
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.mark_seen(&self.sync_id, run, keys).map_err(io)
     }
 
     /// Record confirmed and finally failed records, in one transaction.
@@ -98,14 +84,20 @@ impl Ledger {
     }
 
     /// Close the run: count disappeared keys, remember the context, store the counts.
-    /// Returns how many keys disappeared (0 for a dry run or a run that stopped early).
-    pub fn finish(&self, counts: &Counts, requests: u64, aborted: Option<&str>) -> Result<u64, HostError> {
+    /// `source_keys` is the source's key set when it was read to the end. Returns how many keys
+    /// disappeared (0 for a dry run, a run that stopped early or a source not read to the end).
+    pub fn finish(
+        &self,
+        counts: &Counts,
+        requests: u64,
+        aborted: Option<&str>,
+        source_keys: Option<&KeyChecker>,
+    ) -> Result<u64, HostError> {
         let Some(run) = self.run_id else { return Ok(0) };
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let disappeared = if aborted.is_none() {
-            state.keys_not_seen_since(&self.sync_id, run).map_err(io)?.len() as u64
-        } else {
-            0
+        let disappeared = match (aborted, source_keys) {
+            (None, Some(keys)) => state.count_keys_absent(&self.sync_id, |k| keys.contains(k)).map_err(io)?,
+            _ => 0,
         };
         if aborted.is_none() {
             state.set_sync_meta(&self.sync_id, &self.mapping_fingerprint, &self.component_version).map_err(io)?;

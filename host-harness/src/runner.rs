@@ -1,8 +1,8 @@
 //! One sync run: stream rows → map in the sandbox → fingerprint and diff against state → send
 //! only what changed, spread over adaptive concurrent instances → check, retry, record.
 //!
-//! Stages run concurrently and talk through bounded channels, so memory stays flat in the row
-//! count: the source reader (a blocking thread), the planner (maps and diffs one chunk at a
+//! Stages run concurrently and talk through bounded channels, so rows are never held for the
+//! whole table (only the source's key set grows, a 128-bit hash per key): the source reader (a blocking thread), the planner (maps and diffs one chunk at a
 //! time), the senders (one instance per batch), and the recorder (the only writer of state).
 //! State advances only for records the destination confirmed.
 
@@ -95,21 +95,23 @@ impl Harness {
         // Stage 1: the source, on a blocking thread.
         let (rows_tx, mut rows_rx) = mpsc::channel::<Result<Vec<SourceItem>, String>>(2);
         let source_cfg = job.source.clone();
+        // It returns the source's key set once every row was read (for the disappeared count).
         let reader = tokio::task::spawn_blocking(move || {
-            let src = match source::open(&source_cfg) {
+            let mut src = match source::open(&source_cfg) {
                 Ok(s) => s,
                 Err(e) => {
                     let _ = rows_tx.blocking_send(Err(e.to_string()));
-                    return;
+                    return None;
                 }
             };
-            for chunk in source::batches(src, PLAN_CHUNK) {
+            for chunk in source::batches(&mut src, PLAN_CHUNK) {
                 let msg = chunk.map_err(|e| e.to_string());
                 let stop = msg.is_err();
                 if rows_tx.blocking_send(msg).is_err() || stop {
-                    return;
+                    return None;
                 }
             }
+            Some(src.into_keys())
         });
 
         // Stages 3 and 4: senders and their results.
@@ -156,14 +158,11 @@ impl Harness {
                 break;
             }
             let mut rows: Vec<Row> = Vec::with_capacity(chunk.len());
-            // Keys of rows rejected before planning: still in the source, so not "disappeared".
-            let mut rejected: Vec<String> = Vec::new();
             for item in chunk {
                 recorder.counts.rows += 1;
                 match item {
                     SourceItem::Row(r) => rows.push(r),
                     SourceItem::Invalid(inv) => {
-                        rejected.extend(inv.key.clone());
                         recorder.counts.invalid += 1;
                         let e = inv.into_row_error();
                         recorder.failures.push(FailedRecord::new(&e.key, &e.error, 0, "invalid-row"));
@@ -182,14 +181,12 @@ impl Harness {
                 match m {
                     Ok(m) => pairs.push((row, m)),
                     Err(e) => {
-                        rejected.push(e.key.clone());
                         recorder.counts.invalid += 1;
                         recorder.failures.push(FailedRecord::new(&e.key, &e.error, 0, "invalid-row"));
                     }
                 }
             }
-            let planned_chunk = ledger.mark_seen(&rejected).and_then(|()| ledger.plan(pairs));
-            let planned_chunk = match planned_chunk {
+            let planned_chunk = match ledger.plan(pairs) {
                 Ok(p) => p,
                 Err(e) => {
                     fatal = Some(e);
@@ -242,7 +239,7 @@ impl Harness {
             progress.planned(recorder.counts.rows, shared.queued.load(Ordering::Relaxed));
         }
         drop(rows_rx);
-        let _ = reader.await;
+        let source_keys = reader.await.ok().flatten();
         if let Some(e) = &fatal {
             shared.abort(e.to_string());
         }
@@ -313,7 +310,7 @@ impl Harness {
         }
         let aborted = shared.abort_reason.lock().unwrap_or_else(|p| p.into_inner()).clone();
         notes.extend(ledger.notes());
-        let finished = ledger.finish(&counts, requests, aborted.as_deref());
+        let finished = ledger.finish(&counts, requests, aborted.as_deref(), source_keys.as_ref());
         if let Some(e) = fatal {
             return Err(e);
         }

@@ -19,7 +19,7 @@
 //!   each applied in its own transaction together with the version bump; a file from a newer
 //!   harness is refused rather than guessed at. `PRAGMA application_id` marks the file as ours.
 //!
-//! # Schema (version 1)
+//! # Schema (version 2)
 //! ```sql
 //! syncs(sync_id TEXT PRIMARY KEY, mapping_fingerprint TEXT NOT NULL,
 //!       component_version TEXT NOT NULL, updated_at TEXT NOT NULL)
@@ -32,14 +32,17 @@
 //!         error_retryable INTEGER,             -- 0 = validation error (not retried unchanged)
 //!         failed_fingerprint BLOB,             -- the fingerprint the last failure was for
 //!         attempts INTEGER NOT NULL,           -- failed attempts since the last success
-//!         first_seen TEXT NOT NULL, last_synced TEXT, updated_at TEXT NOT NULL,
-//!         last_seen_run INTEGER)               -- latest run that saw the key in the source
+//!         first_seen TEXT NOT NULL, last_synced TEXT, updated_at TEXT NOT NULL)
 //! runs(run_id INTEGER PRIMARY KEY AUTOINCREMENT, sync_id TEXT NOT NULL,
 //!      started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL,
 //!      counts TEXT NOT NULL,                   -- RunCounts as JSON
 //!      message TEXT)
 //! ```
 //! Times are RFC 3339 UTC text with milliseconds.
+//!
+//! Which keys left the source is not stored: a finished run compares the state's keys with the
+//! run's own set of source keys ([`State::count_keys_absent`]), so an unchanged row costs one
+//! lookup and no write. (Version 1 wrote a `last_seen_run` per row per run; migration 2 drops it.)
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -101,6 +104,13 @@ pub const MIGRATIONS: &[&str] = &[
         message TEXT
     );
     CREATE INDEX runs_by_sync ON runs (sync_id, run_id);
+    "#,
+    // 2: no per-row "seen in run N" mark. Writing it rewrote every record (payload included) on
+    // every run, a third of a no-change run's time; disappeared keys are now found by comparing
+    // the state's keys with the run's key set.
+    r#"
+    DROP INDEX records_by_seen;
+    ALTER TABLE records DROP COLUMN last_seen_run;
     "#,
 ];
 
@@ -200,8 +210,6 @@ pub struct RecordState {
     pub last_synced: Option<String>,
     /// Last write.
     pub updated_at: String,
-    /// Latest run that saw the key in the source.
-    pub last_seen_run: Option<RunId>,
 }
 
 /// Per-sync metadata.
@@ -339,7 +347,7 @@ fn parse_outcome(s: &str) -> Outcome {
 }
 
 const RECORD_COLUMNS: &str = "record_key, fingerprint, payload, remote_id, last_outcome, error_code, error_message, \
-     error_field, error_status, error_retryable, failed_fingerprint, attempts, first_seen, last_synced, updated_at, last_seen_run";
+     error_field, error_status, error_retryable, failed_fingerprint, attempts, first_seen, last_synced, updated_at";
 
 fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordState> {
     let fp = |v: Option<Vec<u8>>| v.and_then(|b| Fingerprint::from_slice(&b));
@@ -367,7 +375,6 @@ fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordState> {
         first_seen: r.get(12)?,
         last_synced: r.get(13)?,
         updated_at: r.get(14)?,
-        last_seen_run: r.get(15)?,
     })
 }
 
@@ -533,24 +540,23 @@ impl State {
         b.commit()
     }
 
-    /// Marks keys as present in the source during `run_id` (keys without state are ignored).
-    pub fn mark_seen<K: AsRef<str>>(&mut self, sync_id: &str, run_id: RunId, keys: &[K]) -> Result<(), StateError> {
-        let mut b = self.batch()?;
-        b.mark_seen(sync_id, run_id, keys)?;
-        b.commit()
-    }
-
-    /// Keys in state for `sync_id` not seen by `run_id` or a later run: rows that disappeared
-    /// from the source (call after the run read the whole source). Sorted.
-    pub fn keys_not_seen_since(&self, sync_id: &str, run_id: RunId) -> Result<Vec<String>, StateError> {
+    /// How many keys state holds for `sync_id` that `present` says are not in the source: the
+    /// rows that disappeared, when `present` answers from a finished run's key set. One ordered
+    /// scan of the sync's keys; nothing is written.
+    pub fn count_keys_absent(&self, sync_id: &str, present: impl Fn(&str) -> bool) -> Result<u64, StateError> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT record_key FROM records WHERE sync_id = ?1 AND (last_seen_run IS NULL OR last_seen_run < ?2) ORDER BY record_key",
-            )
-            .map_err(self.err("preparing the disappeared-keys query"))?;
-        let rows = stmt.query_map(params![sync_id, run_id], |r| r.get(0)).map_err(self.err("listing disappeared keys"))?;
-        rows.collect::<Result<Vec<String>, _>>().map_err(self.err("listing disappeared keys"))
+            .prepare_cached("SELECT record_key FROM records WHERE sync_id = ?1")
+            .map_err(self.err("preparing the disappeared-keys scan"))?;
+        let mut rows = stmt.query(params![sync_id]).map_err(self.err("scanning for disappeared keys"))?;
+        let mut absent = 0;
+        while let Some(row) = rows.next().map_err(self.err("scanning for disappeared keys"))? {
+            let key: String = row.get(0).map_err(self.err("reading a record key"))?;
+            if !present(&key) {
+                absent += 1;
+            }
+        }
+        Ok(absent)
     }
 
     /// Deletes the state of the given keys (e.g. after handling disappeared rows).
@@ -726,17 +732,15 @@ impl StateBatch<'_> {
             .prepare_cached(&format!(
                 "INSERT INTO records (sync_id, record_key, fingerprint, payload, remote_id, last_outcome,
                     error_code, error_message, error_field, error_status, error_retryable, failed_fingerprint,
-                    attempts, first_seen, last_synced, updated_at, last_seen_run)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, NULL, NULL, NULL, NULL, NULL, 0, {NOW}, {NOW}, {NOW},
-                    (SELECT max(run_id) FROM runs WHERE sync_id = ?1))
+                    attempts, first_seen, last_synced, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, NULL, NULL, NULL, NULL, NULL, 0, {NOW}, {NOW}, {NOW})
                  ON CONFLICT (sync_id, record_key) DO UPDATE SET
                     fingerprint = excluded.fingerprint, payload = excluded.payload,
                     remote_id = COALESCE(excluded.remote_id, records.remote_id),
                     last_outcome = excluded.last_outcome,
                     error_code = NULL, error_message = NULL, error_field = NULL, error_status = NULL,
                     error_retryable = NULL, failed_fingerprint = NULL, attempts = 0,
-                    last_synced = excluded.last_synced, updated_at = excluded.updated_at,
-                    last_seen_run = COALESCE(excluded.last_seen_run, records.last_seen_run)"
+                    last_synced = excluded.last_synced, updated_at = excluded.updated_at"
             ))
             .map_err(self.err("preparing a success write"))?;
         stmt.execute(params![sync_id, key, &fingerprint.0[..], payload, remote_id, outcome_label(outcome)])
@@ -760,16 +764,14 @@ impl StateBatch<'_> {
             .prepare_cached(&format!(
                 "INSERT INTO records (sync_id, record_key, fingerprint, payload, remote_id, last_outcome,
                     error_code, error_message, error_field, error_status, error_retryable, failed_fingerprint,
-                    attempts, first_seen, last_synced, updated_at, last_seen_run)
-                 VALUES (?1, ?2, NULL, NULL, NULL, 'failed', ?3, ?4, ?5, ?6, ?7, ?8, 1, {NOW}, NULL, {NOW},
-                    (SELECT max(run_id) FROM runs WHERE sync_id = ?1))
+                    attempts, first_seen, last_synced, updated_at)
+                 VALUES (?1, ?2, NULL, NULL, NULL, 'failed', ?3, ?4, ?5, ?6, ?7, ?8, 1, {NOW}, NULL, {NOW})
                  ON CONFLICT (sync_id, record_key) DO UPDATE SET
                     last_outcome = 'failed', error_code = excluded.error_code,
                     error_message = excluded.error_message, error_field = excluded.error_field,
                     error_status = excluded.error_status, error_retryable = excluded.error_retryable,
                     failed_fingerprint = excluded.failed_fingerprint, attempts = records.attempts + 1,
-                    updated_at = excluded.updated_at,
-                    last_seen_run = COALESCE(excluded.last_seen_run, records.last_seen_run)"
+                    updated_at = excluded.updated_at"
             ))
             .map_err(self.err("preparing a failure write"))?;
         stmt.execute(params![
@@ -784,21 +786,6 @@ impl StateBatch<'_> {
         ])
         .map(|_| ())
         .map_err(self.err("writing a failure"))
-    }
-
-    /// See [`State::mark_seen`].
-    pub fn mark_seen<K: AsRef<str>>(&mut self, sync_id: &str, run_id: RunId, keys: &[K]) -> Result<(), StateError> {
-        let mut stmt = self
-            .tx
-            .prepare_cached(
-                "UPDATE records SET last_seen_run = ?3 WHERE sync_id = ?1 AND record_key = ?2
-                   AND (last_seen_run IS NULL OR last_seen_run < ?3)",
-            )
-            .map_err(self.err("preparing a seen mark"))?;
-        for k in keys {
-            stmt.execute(params![sync_id, k.as_ref(), run_id]).map_err(self.err("marking a key seen"))?;
-        }
-        Ok(())
     }
 
     /// See [`State::forget`].

@@ -98,7 +98,6 @@ fn state_entry(outcome: Outcome, confirmed: Option<Fingerprint>, error: Option<(
         first_seen: String::new(),
         last_synced: None,
         updated_at: String::new(),
-        last_seen_run: None,
     }
 }
 

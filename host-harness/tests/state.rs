@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use host_harness::model::{ErrorCategory, ErrorCode, Outcome, RecordError};
 use host_harness::plan::Fingerprint;
-use host_harness::state::{RunCounts, RunStatus, State, StateError, MIGRATIONS, STATE_FILE};
+use host_harness::state::{APPLICATION_ID, MIGRATIONS, RunCounts, RunStatus, STATE_FILE, State, StateError};
 
 /// The folder's path, and the `tempfile` guard that removes it on drop.
 struct TempDir(PathBuf, #[allow(dead_code)] tempfile::TempDir);
@@ -73,6 +73,27 @@ fn an_empty_file_is_migrated_and_reopening_keeps_data() {
     let r = s.get("sync", "k1").unwrap().unwrap();
     assert_eq!(r.remote_id.as_deref(), Some("remote-1"));
     assert_eq!(s.sync_meta("sync").unwrap().unwrap().mapping_fingerprint, "map-1");
+}
+
+#[test]
+fn a_version_1_file_is_migrated_without_losing_records() {
+    let dir = TempDir::new("v1");
+    let c = rusqlite::Connection::open(dir.0.join(STATE_FILE)).unwrap();
+    c.execute_batch(MIGRATIONS[0]).unwrap();
+    c.execute_batch(&format!("PRAGMA user_version = 1; PRAGMA application_id = {APPLICATION_ID};")).unwrap();
+    c.execute(
+        "INSERT INTO records (sync_id, record_key, fingerprint, payload, remote_id, last_outcome, attempts,
+            first_seen, last_synced, updated_at, last_seen_run)
+         VALUES ('sync', 'k1', ?1, '{\"a\":1}', 'remote-1', 'created', 0, 't0', 't0', 't0', 7)",
+        [&fp(4).0[..]],
+    )
+    .unwrap();
+    drop(c);
+    let s = State::open(&dir.0).unwrap();
+    assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    let r = s.get("sync", "k1").unwrap().unwrap();
+    assert_eq!((r.fingerprint, r.remote_id.as_deref(), r.payload.as_deref()), (Some(fp(4)), Some("remote-1"), Some("{\"a\":1}")));
+    assert_eq!(s.integrity_check().unwrap(), "ok");
 }
 
 #[test]
@@ -226,17 +247,17 @@ fn runs_and_disappeared_keys() {
     }
     let counts = RunCounts { rows_read: 3, planned_new: 3, created: 3, requests: 6, ..RunCounts::default() };
     s.finish_run(run1, RunStatus::Succeeded, &counts, None).unwrap();
-    assert!(s.keys_not_seen_since("sync", run1).unwrap().is_empty(), "written in run 1 = seen in run 1");
 
+    // Disappeared keys: those in state that the run's source keys do not hold.
     let run2 = s.start_run("sync").unwrap();
     assert!(run2 > run1);
-    s.mark_seen("sync", run2, &["a", "c", "never-synced"]).unwrap();
-    assert_eq!(s.keys_not_seen_since("sync", run2).unwrap(), ["b"]);
-    // A key written during run 2 counts as seen.
-    s.record_failure("sync", "d", fp(3), &server_error(), true).unwrap();
-    assert_eq!(s.keys_not_seen_since("sync", run2).unwrap(), ["b"]);
+    let source = ["a", "c", "never-synced"];
+    assert_eq!(s.count_keys_absent("sync", |k| source.contains(&k)).unwrap(), 1, "b left the source");
+    assert_eq!(s.count_keys_absent("sync", |_| true).unwrap(), 0);
+    assert_eq!(s.count_keys_absent("sync", |_| false).unwrap(), 3);
+    assert_eq!(s.count_keys_absent("other", |_| false).unwrap(), 0, "per sync");
     assert_eq!(s.forget("sync", &["b"]).unwrap(), 1);
-    assert!(s.keys_not_seen_since("sync", run2).unwrap().is_empty());
+    assert_eq!(s.count_keys_absent("sync", |k| source.contains(&k)).unwrap(), 0);
     s.update_run(run2, &RunCounts { rows_read: 2, ..RunCounts::default() }).unwrap();
     assert_eq!(s.run(run2).unwrap().unwrap().status, RunStatus::Running);
 

@@ -337,6 +337,9 @@ pub trait RowSource: Iterator<Item = Result<SourceItem, SourceError>> + Send {
     fn primary_key(&self) -> &str;
     /// Distinct keys seen so far.
     fn keys_seen(&self) -> usize;
+    /// The keys seen, once the source is read to the end: every key the source returned,
+    /// including those of invalid rows, so a run can tell which synced keys disappeared.
+    fn into_keys(self: Box<Self>) -> KeyChecker;
 }
 
 /// Opens the configured source and checks the key column (and the hinted columns) exist.
@@ -620,6 +623,9 @@ impl<R: Reader> RowSource for Keyed<R> {
     }
     fn keys_seen(&self) -> usize {
         self.keys.len()
+    }
+    fn into_keys(self: Box<Self>) -> KeyChecker {
+        self.keys
     }
 }
 

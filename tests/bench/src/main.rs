@@ -943,6 +943,19 @@ async fn planning(a: &Args) -> Result<Value> {
     };
     reset_hwm();
 
+    // 0. The duplicate-key check alone, on the same keys: its share of the peaks below.
+    let key_check_peak_kib = {
+        let before = proc_kib("VmRSS:");
+        let mut keys = host_harness::source::keys::KeyChecker::new("id");
+        for i in 0..n {
+            keys.remember(&format!("c{i:08}")).map_err(|e| anyhow::anyhow!(e.message))?;
+        }
+        let peak = proc_kib("VmHWM:").saturating_sub(before);
+        drop(keys);
+        reset_hwm();
+        peak
+    };
+
     // 1. A first-sync preview: every row mapped, fingerprinted and looked up (none known).
     let opts = RunOptions { dry_run: true, ..RunOptions::default() };
     let tenant = harness.prepare(&job, &opts).await?;
@@ -1005,6 +1018,7 @@ async fn planning(a: &Args) -> Result<Value> {
         "peak_mib_first_sync_preview": round(hwm_preview as f64 / 1024.0, 1),
         "peak_mib_no_change_sync": round(hwm_resync as f64 / 1024.0, 1),
         "peak_mib_bench_state_fill_not_the_host": round(hwm_fill as f64 / 1024.0, 1),
+        "peak_growth_mib_duplicate_key_check_alone": round(key_check_peak_kib as f64 / 1024.0, 1),
     }))
 }
 
