@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 
 use crate::clock::rfc3339_millis;
 use crate::config::CustomAttributesPatch;
+use crate::index::ValueIndex;
 use crate::normalize::{normalize_email, normalize_phone};
 
 /// Most profiles a find returns.
@@ -106,6 +107,42 @@ impl Profile {
 
     fn mobiles(&self) -> impl Iterator<Item = &str> {
         normalized_values(&self.fields, "phones", true)
+    }
+
+    fn phones(&self) -> impl Iterator<Item = &str> {
+        normalized_values(&self.fields, "phones", false)
+    }
+
+    fn external_id(&self) -> Option<&str> {
+        self.fields.get("externalCustomerId").and_then(Value::as_str)
+    }
+}
+
+/// The searchable values of the live profiles. Every change to a live profile's fields goes
+/// through [`Indexes::remove`] before and [`Indexes::add`] after.
+#[derive(Debug, Default)]
+struct Indexes {
+    emails: ValueIndex,
+    // every phone, whatever its type (finds match any; uniqueness then checks MOBILE)
+    phones: ValueIndex,
+    external_ids: ValueIndex,
+}
+
+impl Indexes {
+    fn add(&mut self, p: &Profile) {
+        p.emails().for_each(|e| self.emails.insert(e, &p.id));
+        p.phones().for_each(|n| self.phones.insert(n, &p.id));
+        if let Some(x) = p.external_id() {
+            self.external_ids.insert(x, &p.id);
+        }
+    }
+
+    fn remove(&mut self, p: &Profile) {
+        p.emails().for_each(|e| self.emails.remove(e, &p.id));
+        p.phones().for_each(|n| self.phones.remove(n, &p.id));
+        if let Some(x) = p.external_id() {
+            self.external_ids.remove(x, &p.id);
+        }
     }
 }
 
@@ -215,6 +252,7 @@ pub(crate) struct OrgStore {
     profiles: HashMap<String, Profile>,
     // merged-away id -> id it was merged into (may chain)
     merged: HashMap<String, String>,
+    indexes: Indexes,
     seq: u64,
 }
 
@@ -255,31 +293,28 @@ impl OrgStore {
         fields: &Map<String, Value>,
         except: Option<&str>,
     ) -> Result<(), StoreError> {
-        let others = || {
-            self.profiles
-                .values()
-                .filter(|p| Some(p.id.as_str()) != except)
-        };
-        let wanted_emails: HashSet<&str> = normalized_values(fields, "emails", false).collect();
-        if !wanted_emails.is_empty() {
-            for p in others() {
-                if let Some(e) = p.emails().find(|e| wanted_emails.contains(e)) {
-                    return Err(StoreError::Taken {
-                        attr: "emails",
-                        value: e.to_string(),
-                    });
-                }
+        let other = |id: &&str| Some(*id) != except;
+        for e in normalized_values(fields, "emails", false) {
+            if self.indexes.emails.ids(e).any(|id| other(&id)) {
+                return Err(StoreError::Taken {
+                    attr: "emails",
+                    value: e.to_string(),
+                });
             }
         }
-        let wanted_mobiles: HashSet<&str> = normalized_values(fields, "phones", true).collect();
-        if !wanted_mobiles.is_empty() {
-            for p in others() {
-                if let Some(m) = p.mobiles().find(|m| wanted_mobiles.contains(m)) {
-                    return Err(StoreError::Taken {
-                        attr: "phones",
-                        value: m.to_string(),
-                    });
-                }
+        for m in normalized_values(fields, "phones", true) {
+            let held_as_mobile = self
+                .indexes
+                .phones
+                .ids(m)
+                .filter(other)
+                .filter_map(|id| self.profiles.get(id))
+                .any(|p| p.mobiles().any(|x| x == m));
+            if held_as_mobile {
+                return Err(StoreError::Taken {
+                    attr: "phones",
+                    value: m.to_string(),
+                });
             }
         }
         Ok(())
@@ -314,34 +349,33 @@ impl OrgStore {
     ) {
         let seq = self.next_seq();
         self.merged.remove(&id);
-        self.profiles.insert(
-            id.clone(),
-            Profile {
-                id,
-                fields,
-                created_at: now,
-                updated_at: now,
-                created_seq: seq,
-                updated_seq: seq,
-                visible_at,
-                open_conversations: false,
-            },
-        );
+        if let Some(old) = self.profiles.remove(&id) {
+            self.indexes.remove(&old);
+        }
+        let profile = Profile {
+            id: id.clone(),
+            fields,
+            created_at: now,
+            updated_at: now,
+            created_seq: seq,
+            updated_seq: seq,
+            visible_at,
+            open_conversations: false,
+        };
+        self.indexes.add(&profile);
+        self.profiles.insert(id, profile);
     }
 
     /// The profiles matching a search, visible at `now`, newest update first, at most [`FIND_LIMIT`].
     pub(crate) fn find(&self, by: &FindBy, now: Instant) -> Vec<Value> {
-        let mut hits: Vec<&Profile> = self
-            .profiles
-            .values()
+        let ids = match by {
+            FindBy::Email(e) => self.indexes.emails.ids(e),
+            FindBy::Phone(n) => self.indexes.phones.ids(n),
+            FindBy::ExternalId(x) => self.indexes.external_ids.ids(x),
+        };
+        let mut hits: Vec<&Profile> = ids
+            .filter_map(|id| self.profiles.get(id))
             .filter(|p| p.visible_at <= now)
-            .filter(|p| match by {
-                FindBy::Email(e) => p.emails().any(|x| x == e),
-                FindBy::Phone(n) => normalized_values(&p.fields, "phones", false).any(|x| x == n),
-                FindBy::ExternalId(x) => {
-                    p.fields.get("externalCustomerId").and_then(Value::as_str) == Some(x.as_str())
-                }
-            })
             .collect();
         hits.sort_by_key(|p| std::cmp::Reverse((p.updated_at, p.updated_seq)));
         hits.into_iter()
@@ -393,7 +427,9 @@ impl OrgStore {
         self.check_unique(&fields, Some(id))?;
         let seq = self.next_seq();
         if let Some(p) = self.profiles.get_mut(id) {
+            self.indexes.remove(p);
             p.fields = fields;
+            self.indexes.add(p);
             p.updated_at = now.max(p.updated_at);
             p.updated_seq = seq;
         }
@@ -406,7 +442,9 @@ impl OrgStore {
             None => Err(StoreError::NotFound(id.to_string())),
             Some(p) if p.open_conversations => Err(StoreError::OpenConversations(id.to_string())),
             Some(_) => {
-                self.profiles.remove(id);
+                if let Some(p) = self.profiles.remove(id) {
+                    self.indexes.remove(&p);
+                }
                 Ok(())
             }
         }
@@ -421,8 +459,10 @@ impl OrgStore {
         let Some(src) = self.profiles.remove(from) else {
             return false;
         };
+        self.indexes.remove(&src);
         let seq = self.next_seq();
         if let Some(dst) = self.profiles.get_mut(into) {
+            self.indexes.remove(dst);
             for list in ["emails", "phones"] {
                 let have: HashSet<String> = normalized_values(&dst.fields, list, false)
                     .map(str::to_string)
@@ -463,6 +503,7 @@ impl OrgStore {
                     dst.fields.entry(key).or_insert_with(|| v.clone());
                 }
             }
+            self.indexes.add(dst);
             dst.open_conversations |= src.open_conversations;
             dst.updated_at = now.max(dst.updated_at);
             dst.updated_seq = seq;
@@ -559,5 +600,41 @@ mod tests {
         let a = s.get("a").unwrap();
         assert_eq!(a["phones"][1]["type"], "");
         assert_eq!(a["phones"].as_array().unwrap().len(), 2);
+    }
+
+    /// Finds and uniqueness follow every change: an update, a merge, a delete, an overwrite.
+    #[test]
+    fn searches_follow_updates_merges_and_deletes() {
+        let now = SystemTime::now();
+        let t = Instant::now();
+        let by_email = |s: &OrgStore, e: &str| -> Vec<String> {
+            s.find(&FindBy::Email(e.into()), t)
+                .iter()
+                .map(|p| p["id"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let mut s = OrgStore::default();
+        s.create("a".into(), fields(json!({"emails":[{"original":"old@y.com"}], "externalCustomerId":"x1"})), now, t)
+            .unwrap();
+        s.update("a", fields(json!({"emails":[{"original":"new@y.com"}]})), CustomAttributesPatch::Merge, now)
+            .unwrap();
+        assert!(by_email(&s, "old@y.com").is_empty(), "the replaced email is no longer found");
+        assert_eq!(by_email(&s, "new@y.com"), ["a"]);
+        assert_eq!(s.find(&FindBy::ExternalId("x1".into()), t).len(), 1);
+        // The freed email can be taken by another profile; the held one cannot.
+        s.create("b".into(), fields(json!({"emails":[{"original":"old@y.com"}]})), now, t).unwrap();
+        assert!(s.create("c".into(), fields(json!({"emails":[{"original":"NEW@y.com"}]})), now, t).is_err());
+        // A merge moves b's email to a.
+        assert!(s.merge("b", "a", now));
+        assert_eq!(by_email(&s, "old@y.com"), ["a"]);
+        // A delete frees everything the profile held.
+        s.delete("a").unwrap();
+        assert!(by_email(&s, "old@y.com").is_empty() && by_email(&s, "new@y.com").is_empty());
+        assert!(s.find(&FindBy::ExternalId("x1".into()), t).is_empty());
+        s.create("c".into(), fields(json!({"emails":[{"original":"new@y.com"}]})), now, t).unwrap();
+        // Seeding over an existing id replaces what it was found by.
+        s.put("c".into(), fields(json!({"emails":[{"original":"seed@y.com"}]})), now, t);
+        assert!(by_email(&s, "new@y.com").is_empty());
+        assert_eq!(by_email(&s, "seed@y.com"), ["c"]);
     }
 }
