@@ -2,9 +2,10 @@
 //! only what changed, spread over adaptive concurrent instances → check, retry, record.
 //!
 //! Stages run concurrently and talk through bounded channels, so rows are never held for the
-//! whole table (only the source's key set grows, a 128-bit hash per key): the source reader (a blocking thread), the planner (maps and diffs one chunk at a
-//! time), the senders (one instance per batch), and the recorder (the only writer of state).
-//! State advances only for records the destination confirmed.
+//! whole table (only the source's key set grows, a 128-bit hash per key): the source reader (a
+//! blocking thread), the planner (maps and diffs one chunk at a time), the senders (one instance
+//! per batch), and the recorder (the only writer of state). State advances only for records the
+//! destination confirmed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -106,7 +106,7 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX runs_by_sync ON runs (sync_id, run_id);
     "#,
     // 2: no per-row "seen in run N" mark. Writing it rewrote every record (payload included) on
-    // every run, a third of a no-change run's time; disappeared keys are now found by comparing
+    // every run, a quarter of a no-change run's time; disappeared keys are now found by comparing
     // the state's keys with the run's key set.
     r#"
     DROP INDEX records_by_seen;
