@@ -297,6 +297,11 @@ fn proc_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The primary key of generated customer `i`.
+fn customer_key(i: usize) -> String {
+    format!("c{i:08}")
+}
+
 /// Writes `n` customers into an SQLite file: id, tenant (`id % tenants`), name, email, tier, city.
 fn generate_sqlite(path: &Path, n: usize, tenants: usize) -> Result<()> {
     let _ = std::fs::remove_file(path);
@@ -311,7 +316,7 @@ fn generate_sqlite(path: &Path, n: usize, tenants: usize) -> Result<()> {
         for i in 0..n {
             let tiers = ["bronze", "silver", "gold"];
             st.execute(rusqlite::params![
-                format!("c{i:08}"),
+                customer_key(i),
                 (i % tenants.max(1)) as i64,
                 format!("Customer Number {i}"),
                 format!("customer{i}@example.com"),
@@ -948,7 +953,7 @@ async fn planning(a: &Args) -> Result<Value> {
         let before = proc_kib("VmRSS:");
         let mut keys = host_harness::source::keys::KeyChecker::new("id");
         for i in 0..n {
-            keys.remember(&format!("c{i:08}")).map_err(|e| anyhow::anyhow!(e.message))?;
+            keys.remember(&customer_key(i)).map_err(|e| anyhow::anyhow!(e.message))?;
         }
         let peak = proc_kib("VmHWM:").saturating_sub(before);
         drop(keys);
