@@ -293,9 +293,8 @@ impl OrgStore {
         fields: &Map<String, Value>,
         except: Option<&str>,
     ) -> Result<(), StoreError> {
-        let other = |id: &&str| Some(*id) != except;
         for e in normalized_values(fields, "emails", false) {
-            if self.indexes.emails.ids(e).any(|id| other(&id)) {
+            if self.indexes.emails.ids(e).any(|id| Some(id) != except) {
                 return Err(StoreError::Taken {
                     attr: "emails",
                     value: e.to_string(),
@@ -307,7 +306,7 @@ impl OrgStore {
                 .indexes
                 .phones
                 .ids(m)
-                .filter(other)
+                .filter(|id| Some(*id) != except)
                 .filter_map(|id| self.profiles.get(id))
                 .any(|p| p.mobiles().any(|x| x == m));
             if held_as_mobile {
