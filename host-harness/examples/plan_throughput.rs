@@ -13,8 +13,9 @@
 
 use std::time::Instant;
 
-use host_harness::model::{Cell, Column, MappedRecord, Outcome, Row};
-use host_harness::plan::{Fingerprinter, Planner};
+use host_harness::contract::model::{Cell, Column, MappedRecord, Outcome, Row};
+use host_harness::fingerprint::Fingerprinter;
+use host_harness::sync::plan::Planner;
 use host_harness::state::State;
 
 fn payload(i: u64, version: u64) -> String {

@@ -1,6 +1,6 @@
 //! Host errors, grouped by what the caller should do.
 
-use crate::model::{ErrorCategory, ErrorCode, RecordError};
+use crate::contract::model::{ErrorCategory, ErrorCode, RecordError};
 
 /// A failure of the host or of a whole plugin call (not of one record).
 #[derive(Debug, thiserror::Error)]

@@ -1,28 +1,28 @@
 //! The reference host for destination components: loads a component built against the
 //! `reverse-etl:destination` contract, runs it sandboxed per tenant, feeds it warehouse rows and
-//! keeps sync state.
+//! keeps sync state. `docs/ARCHITECTURE.md` follows a row through these layers.
+//!
+//! | layer | what |
+//! |---|---|
+//! | [`contract`] | the WIT bindings and the plain host types that mirror them |
+//! | [`sandbox`] | engine, compile cache, imports, limits, instances, the contract calls |
+//! | [`egress`] | the policy hook, connections, credentials, the organization rate limiter |
+//! | [`sync`] | harness and tenants, the run pipeline, planning, ledger, retries, report |
+//! | [`state`] | the SQLite sync state: schema, records, batches, runs |
+//! | [`source`] | warehouse rows from CSV, JSON Lines, SQLite and PostgreSQL |
+//! | [`job`] | the job file the operator writes |
+//! | [`fingerprint`] | what the planner compares and the state stores |
+//! | [`error`] | host errors, grouped by what the caller should do |
+//!
+//! The `destination-host` CLI (`src/cli/`) is a client of this library.
 #![deny(missing_docs)]
 
-pub mod bindings;
-pub mod calls;
-pub mod concurrency;
-pub mod config;
-pub mod connections;
+pub mod contract;
 pub mod egress;
 pub mod error;
-pub mod imports;
-pub mod limits;
-pub mod model;
-pub mod ledger;
-pub mod plan;
-pub mod progress;
-pub mod ratelimit;
-pub mod report;
-pub mod retry;
-pub mod runner;
-pub mod runtime;
-pub mod secret;
+pub mod fingerprint;
+pub mod job;
+pub mod sandbox;
 pub mod source;
-pub mod spec;
 pub mod state;
 pub mod sync;

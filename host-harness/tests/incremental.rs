@@ -9,8 +9,8 @@ mod incremental_support;
 use std::time::Duration;
 
 use gladly_emulator::{EmulatorConfig, Fault, FaultRule, Method};
-use host_harness::model::{ErrorCode, Outcome};
-use host_harness::plan;
+use host_harness::contract::model::{ErrorCode, Outcome};
+use host_harness::sync::plan;
 use host_harness::state::{RunStatus, State};
 use incremental_support::*;
 use rand::{Rng, SeedableRng};
@@ -188,7 +188,7 @@ async fn mapping_and_component_changes_resend_and_preview_says_so() {
         let mut b = state.batch().unwrap();
         for (key, r) in &records {
             let payload = r.payload.as_deref().unwrap();
-            let fp = plan::fingerprint(payload, &meta.mapping_fingerprint, old_version);
+            let fp = host_harness::fingerprint::fingerprint(payload, &meta.mapping_fingerprint, old_version);
             b.record_success(&fx.job.sync.id, key, fp, payload, r.remote_id.as_deref(), Outcome::Updated).unwrap();
         }
         b.commit().unwrap();
@@ -419,7 +419,7 @@ async fn killed_mid_run_then_rerun_syncs_every_row_exactly_once() {
 
 /// Syncs `rows` rows with `faults` active on the first run (re-running while records fail), then
 /// checks every row has exactly one profile holding its data.
-async fn create_under_faults(tag: &str, faults: Vec<FaultRule>, extra_limits: &[&str]) -> Vec<host_harness::report::RunReport> {
+async fn create_under_faults(tag: &str, faults: Vec<FaultRule>, extra_limits: &[&str]) -> Vec<host_harness::sync::report::RunReport> {
     let mut spec = JobSpec::upsert(&format!("incr-{tag}"));
     spec.limits.extend(extra_limits.iter().map(|s| s.to_string()));
     let fx = Fixture::with(tag, people(30), spec, EmulatorConfig { rate_limit_per_second: 1000, seed: 3, faults, ..Default::default() }).await;

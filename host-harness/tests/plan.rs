@@ -3,12 +3,11 @@
 use std::path::PathBuf;
 
 
-use host_harness::model::{
+use host_harness::contract::model::{
     Cell, Column, ErrorCategory, ErrorCode, FieldMapping, MappedRecord, Outcome, RecordError, Row, Setting, SyncMode,
 };
-use host_harness::plan::{
-    decide, fingerprint, mapping_fingerprint, ChangeCause, Decision, Fingerprint, Fingerprinter, PlanError, Planner, RetryReason,
-};
+use host_harness::fingerprint::{fingerprint, mapping_fingerprint, Fingerprint, Fingerprinter};
+use host_harness::sync::plan::{decide, ChangeCause, Decision, PlanError, Planner, RetryReason};
 use host_harness::state::{LastError, RecordState, State};
 
 /// The folder's path, and the `tempfile` guard that removes it on drop.
@@ -133,7 +132,7 @@ fn decide_covers_every_case() {
 // the planner against real state
 
 /// Records a planned batch as the destination would confirm it: success for all.
-fn confirm_all(state: &mut State, sync: &str, planned: &[host_harness::plan::Planned]) {
+fn confirm_all(state: &mut State, sync: &str, planned: &[host_harness::sync::plan::Planned]) {
     let mut b = state.batch().unwrap();
     for p in planned.iter().filter(|p| p.decision.sends()) {
         b.record_success(sync, &p.key, p.fingerprint, &p.payload, Some(&format!("g-{}", p.key)), Outcome::Created).unwrap();

@@ -11,12 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
-use host_harness::config::JobConfig;
+use host_harness::job::JobConfig;
 use host_harness::error::HostError;
-use host_harness::limits::Limits;
-use host_harness::model::{BatchContext, ErrorCode, Outcome, RecordResult, Row, SyncItem};
-use host_harness::report::RunReport;
-use host_harness::runtime::{Runtime, RuntimeConfig};
+use host_harness::sandbox::limits::Limits;
+use host_harness::contract::model::{BatchContext, ErrorCode, Outcome, RecordResult, Row, SyncItem};
+use host_harness::sync::report::RunReport;
+use host_harness::sandbox::{Runtime, RuntimeConfig};
 use host_harness::sync::{Harness, RunOptions, Tenant};
 
 /// Guard against hanging: every call here is expected back within this, whatever it does.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use host_harness::model::{Cell, ErrorCode, Row};
+use host_harness::contract::model::{Cell, ErrorCode, Row};
 use host_harness::source::{
     self, batches, CsvConfig, InvalidRow, JsonlConfig, PostgresConfig, SourceConfig, SourceError, SourceItem, SqliteConfig,
     TypeHint,

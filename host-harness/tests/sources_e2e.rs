@@ -13,8 +13,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use host_harness::model::ErrorCode;
-use host_harness::report::RunReport;
+use host_harness::contract::model::ErrorCode;
+use host_harness::sync::report::RunReport;
 use host_harness::sync::{Harness, RunOptions};
 
 const GUARD: Duration = Duration::from_secs(120);

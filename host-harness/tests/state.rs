@@ -5,8 +5,8 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use host_harness::model::{ErrorCategory, ErrorCode, Outcome, RecordError};
-use host_harness::plan::Fingerprint;
+use host_harness::contract::model::{ErrorCategory, ErrorCode, Outcome, RecordError};
+use host_harness::fingerprint::Fingerprint;
 use host_harness::state::{APPLICATION_ID, MIGRATIONS, RunCounts, RunStatus, STATE_FILE, State, StateError};
 
 /// The folder's path, and the `tempfile` guard that removes it on drop.

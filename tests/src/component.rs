@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use host_harness::runtime::RuntimeConfig;
+use host_harness::sandbox::RuntimeConfig;
 use host_harness::sync::Harness;
 
 /// Environment variable naming the component to certify.

@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use gladly_emulator::{DEFAULT_TOKEN, DEFAULT_USER};
-use host_harness::config::JobConfig;
-use host_harness::limits::Limits;
+use host_harness::job::JobConfig;
+use host_harness::sandbox::limits::Limits;
 use toml::{Table, Value};
 
 use crate::component;

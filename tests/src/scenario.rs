@@ -20,7 +20,7 @@ use gladly_emulator::{
     CustomAttributesPatch, EmulatorConfig, ErrorsShape, Fault, FaultRule, Method, RecordedRequest,
     Switches, User,
 };
-use host_harness::report::RunReport;
+use host_harness::sync::report::RunReport;
 use serde::Deserialize;
 use serde_json::Value;
 use toml::Table;
@@ -542,7 +542,7 @@ pub fn check_run(label: &str, exp: &ExpectedRun, report: &RunReport, requests: &
             problems.push(format!("{label}: row {key} was expected to fail with {}, it did not", want.code));
             continue;
         }
-        let ok = |f: &&host_harness::report::FailedRecord| failure_mismatch(want, f).is_empty();
+        let ok = |f: &&host_harness::sync::report::FailedRecord| failure_mismatch(want, f).is_empty();
         if !mine.iter().any(ok) {
             for f in &mine {
                 problems.push(format!("{label}: row {key}: {}", failure_mismatch(want, f).join("; ")));
@@ -599,7 +599,7 @@ pub fn check_run(label: &str, exp: &ExpectedRun, report: &RunReport, requests: &
     }
 }
 
-fn failure_mismatch(want: &ExpectedFailure, f: &host_harness::report::FailedRecord) -> Vec<String> {
+fn failure_mismatch(want: &ExpectedFailure, f: &host_harness::sync::report::FailedRecord) -> Vec<String> {
     let mut out = Vec::new();
     if f.code.label() != want.code {
         out.push(format!("code {} instead of {}", f.code.label(), want.code));

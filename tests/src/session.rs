@@ -1,10 +1,10 @@
 //! One test's world: an emulator, a harness (engine, limiter registry) and a temp folder.
 
 use gladly_emulator::{Emulator, EmulatorConfig, RecordedRequest};
-use host_harness::config::JobConfig;
+use host_harness::job::JobConfig;
 use host_harness::error::HostError;
-use host_harness::report::RunReport;
-use host_harness::runtime::RuntimeConfig;
+use host_harness::sync::report::RunReport;
+use host_harness::sandbox::RuntimeConfig;
 use host_harness::sync::{Harness, RunOptions, Tenant};
 use serde_json::Value;
 use toml::Table;

@@ -3,11 +3,11 @@
 
 use conformance::gladly_emulator::{DEFAULT_TOKEN, DEFAULT_USER, EmulatorConfig, User};
 use conformance::host_harness::error::HostError;
-use conformance::host_harness::model::SyncMode;
-use conformance::host_harness::spec::Credential;
+use conformance::host_harness::contract::model::SyncMode;
+use conformance::host_harness::contract::spec::Credential;
 use conformance::{JobSpec, Session, component};
 
-async fn spec() -> conformance::host_harness::spec::Spec {
+async fn spec() -> conformance::host_harness::contract::spec::Spec {
     let s = Session::start(Session::fast_emulator()).await;
     s.harness.spec(&component::require_component()).await.expect("spec() answers")
 }

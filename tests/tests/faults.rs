@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use conformance::gladly_emulator::{EmulatorConfig, Fault, FaultRule, Method};
-use conformance::host_harness::report::RunReport;
+use conformance::host_harness::sync::report::RunReport;
 use conformance::job::quick_limits;
 use conformance::{JobSpec, Rows, Session};
 use toml::Value;

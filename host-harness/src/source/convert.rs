@@ -4,7 +4,7 @@
 //! that the caller wraps into an invalid row naming the column.
 
 use super::TypeHint;
-use crate::model::Cell;
+use crate::contract::model::Cell;
 
 /// Microseconds between 1970-01-01 and 2000-01-01 (the PostgreSQL epoch).
 pub(crate) const PG_EPOCH_UNIX_MICROS: i64 = 946_684_800 * 1_000_000;

@@ -2,7 +2,7 @@
 //! otherwise. Records are read as bytes so that a non-UTF-8 cell makes only its own row invalid.
 
 use super::{cell_error, convert::short, open_input, CsvConfig, RawRecord, Reader, SourceError};
-use crate::model::{Cell, Column, ErrorCode};
+use crate::contract::model::{Cell, Column, ErrorCode};
 
 pub(crate) struct CsvReader {
     reader: ::csv::Reader<Box<dyn std::io::Read + Send>>,

@@ -14,7 +14,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
 use super::{open_input, JsonlConfig, RawRecord, Reader, SourceError};
-use crate::model::{Cell, Column, ErrorCategory, ErrorCode, RecordError};
+use crate::contract::model::{Cell, Column, ErrorCategory, ErrorCode, RecordError};
 
 pub(crate) struct JsonlReader {
     input: std::io::BufReader<Box<dyn std::io::Read + Send>>,

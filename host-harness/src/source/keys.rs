@@ -17,7 +17,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use sha2::{Digest, Sha256};
 
-use crate::model::{Cell, ErrorCategory, ErrorCode, RecordError};
+use crate::contract::model::{Cell, ErrorCategory, ErrorCode, RecordError};
 
 /// A hasher for values that are already uniform hashes: it keeps their low 64 bits.
 #[derive(Default, Clone, Copy)]

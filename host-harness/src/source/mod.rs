@@ -35,7 +35,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Cell, Column, ErrorCategory, ErrorCode, RecordError, Row, RowError};
+use crate::contract::model::{Cell, Column, ErrorCategory, ErrorCode, RecordError, Row, RowError};
 
 pub use self::keys::KeyChecker;
 pub use self::postgres::redact_connection_string;

@@ -26,7 +26,7 @@ use ::postgres::{Client, Config, NoTls};
 
 use super::convert::{canonical_json, format_date, unix_micros_to_rfc3339, PG_EPOCH_UNIX_MICROS};
 use super::{cell_error, ChannelReader, PostgresConfig, RawRecord, SourceError, DEFAULT_BATCH_SIZE};
-use crate::model::{Cell, Column, ErrorCode};
+use crate::contract::model::{Cell, Column, ErrorCode};
 
 /// A connection string with its password replaced by `***`, for logs and messages.
 ///

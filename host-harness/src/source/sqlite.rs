@@ -11,7 +11,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::convert::{canonical_json, julian_day_to_rfc3339, normalize_timestamp, parse_bool, unix_seconds_to_rfc3339};
 use super::{cell_error, ChannelReader, RawRecord, SourceError, SqliteConfig, DEFAULT_BATCH_SIZE};
-use crate::model::{Cell, Column, ErrorCode};
+use crate::contract::model::{Cell, Column, ErrorCode};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Declared {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use gladly_emulator::{Emulator, EmulatorConfig, RecordedRequest, User};
-use host_harness::config::JobConfig;
+use host_harness::job::JobConfig;
 
 // ---------------------------------------------------------------------------------------------
 // components

@@ -11,8 +11,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use gladly_emulator::{Emulator, EmulatorConfig, RecordedRequest};
-use host_harness::config::JobConfig;
-use host_harness::report::RunReport;
+use host_harness::job::JobConfig;
+use host_harness::sync::report::RunReport;
 use host_harness::state::{RecordState, State};
 use host_harness::sync::{Harness, RunOptions};
 use serde_json::Value;

@@ -20,11 +20,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use gladly_emulator::{Emulator, EmulatorConfig, RecordedRequest};
-use host_harness::config::JobConfig;
-use host_harness::model::Outcome;
-use host_harness::plan;
-use host_harness::report::RunReport;
-use host_harness::runtime::{Plugin, Runtime, RuntimeConfig};
+use host_harness::job::JobConfig;
+use host_harness::contract::model::Outcome;
+use host_harness::sync::report::RunReport;
+use host_harness::sandbox::{Plugin, Runtime, RuntimeConfig};
 use host_harness::state::State;
 use host_harness::sync::{Harness, RunOptions};
 use serde_json::{Value, json};
@@ -975,15 +974,15 @@ async fn planning(a: &Args) -> Result<Value> {
 
     // 2. Make the state say every row was confirmed (what a finished first sync leaves).
     let tenant = harness.prepare(&job, &RunOptions::default()).await?;
-    let mapping_fp = plan::mapping_fingerprint(tenant.mode, &tenant.mapping, &tenant.settings);
+    let mapping_fp = host_harness::fingerprint::mapping_fingerprint(tenant.mode, &tenant.mapping, &tenant.settings);
     let version = format!("{} {}", tenant.spec.version, &plugin.hash()[..12]);
-    let fper = plan::Fingerprinter::new(&mapping_fp, &version);
+    let fper = host_harness::fingerprint::Fingerprinter::new(&mapping_fp, &version);
     let t = Instant::now();
     {
         let mut state = State::open(&job.sync.state_dir)?;
         let src = host_harness::source::open(&job.source)?;
         for chunk in host_harness::source::batches(src, 1000) {
-            let rows: Vec<host_harness::model::Row> = chunk?
+            let rows: Vec<host_harness::contract::model::Row> = chunk?
                 .into_iter()
                 .filter_map(|i| match i {
                     host_harness::source::SourceItem::Row(r) => Some(r),

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use host_harness::config::JobConfig;
-use host_harness::model::Setting;
+use host_harness::job::JobConfig;
+use host_harness::contract::model::Setting;
 use host_harness::sync::{Harness, RunOptions};
 
 #[derive(Parser)]

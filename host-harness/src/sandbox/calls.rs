@@ -4,14 +4,14 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::bindings::{self, wit};
+use crate::contract::bindings::{self, wit};
 use crate::egress::EgressPolicy;
 use crate::error::HostError;
-use crate::model::{
+use crate::contract::model::{
     BatchContext, FieldMapping, MappedRecord, RecordResult, Row, RowError, Setting, SyncItem, SyncMode,
 };
-use crate::runtime::{Plugin, guarded};
-use crate::spec::{ConfigProblem, ConnectionInfo, ResolvedConfig, Spec};
+use crate::sandbox::{Plugin, guarded};
+use crate::contract::spec::{ConfigProblem, ConnectionInfo, ResolvedConfig, Spec};
 
 impl Plugin {
     /// The destination's capabilities.

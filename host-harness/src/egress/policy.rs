@@ -7,7 +7,7 @@
 //! for the organization's rate permit, applies timeouts clamped to the call's remaining budget,
 //! and, only when the operator configured it, redirects the request to a loopback emulator after
 //! all of the checks above. Requests then go out over the tenant's keep-alive connections
-//! ([`crate::connections`]).
+//! ([`crate::egress::connections`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,9 +22,9 @@ use wasmtime_wasi_http::{
     WasiHttpHooks,
 };
 
-use crate::connections::ConnectionPool;
-use crate::ratelimit::{OrgLimiter, parse_retry_after};
-use crate::secret::BasicCredential;
+use crate::egress::connections::ConnectionPool;
+use crate::egress::ratelimit::{OrgLimiter, parse_retry_after};
+use crate::egress::credentials::BasicCredential;
 
 /// A loopback address that stands in for the tenant's real API host (tests, local sandbox).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,11 +3,12 @@
 
 use std::sync::Mutex;
 
-use crate::config::JobConfig;
+use crate::job::JobConfig;
 use crate::error::HostError;
-use crate::model::{MappedRecord, RecordError, RecordResult, Row, SyncMode};
-use crate::plan::{self, Fingerprint, Planned, Planner};
-use crate::report::Counts;
+use crate::contract::model::{MappedRecord, RecordError, RecordResult, Row, SyncMode};
+use crate::fingerprint::{Fingerprint, mapping_fingerprint};
+use crate::sync::plan::{self, Planned, Planner};
+use crate::sync::report::Counts;
 use crate::source::KeyChecker;
 use crate::state::{RunCounts, RunId, RunStatus, State};
 use crate::sync::Tenant;
@@ -33,7 +34,7 @@ impl Ledger {
         // The component version covers the plugin's own version and its exact build, so a
         // rebuilt component re-sends what it would now map differently.
         let component_version = format!("{} {}", tenant.spec.version, &tenant.plugin.hash()[..12]);
-        let mapping_fingerprint = plan::mapping_fingerprint(tenant.mode, &tenant.mapping, &tenant.settings);
+        let mapping_fingerprint = mapping_fingerprint(tenant.mode, &tenant.mapping, &tenant.settings);
         let planner = Planner::new(&state, &tenant.sync_id, &mapping_fingerprint, &component_version).map_err(io)?;
         let run_id = if dry_run { None } else { Some(state.start_run(&tenant.sync_id).map_err(io)?) };
         Ok(Ledger {

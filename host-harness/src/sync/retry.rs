@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 
-use crate::limits::Limits;
-use crate::model::RecordError;
+use crate::sandbox::limits::Limits;
+use crate::contract::model::RecordError;
 
 /// The retry policy of one sync.
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +53,7 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ErrorCategory, ErrorCode};
+    use crate::contract::model::{ErrorCategory, ErrorCode};
 
     fn policy() -> RetryPolicy {
         RetryPolicy { max_retries: 3, base: Duration::from_millis(500), max: Duration::from_secs(30) }

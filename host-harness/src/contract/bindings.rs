@@ -1,8 +1,8 @@
 //! The one module that names the types `bindgen!` generates from the WIT, and converts them to
-//! and from the plain types of [`crate::model`] and [`crate::spec`].
+//! and from the plain types of [`crate::contract::model`] and [`crate::contract::spec`].
 
-use crate::model;
-use crate::spec;
+use crate::contract::model;
+use crate::contract::spec;
 
 /// Generated bindings (documented in the WIT itself).
 #[allow(missing_docs)]

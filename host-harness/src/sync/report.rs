@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::model::{ApiError, ErrorCategory, ErrorCode, Outcome, RecordError};
+use crate::contract::model::{ApiError, ErrorCategory, ErrorCode, Outcome, RecordError};
 
 /// Counts of one run.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]

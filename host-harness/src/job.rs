@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::HostError;
-use crate::limits::Limits;
-use crate::model::{FieldMapping, Setting, SyncMode};
-use crate::secret::SecretRef;
+use crate::sandbox::limits::Limits;
+use crate::contract::model::{FieldMapping, Setting, SyncMode};
+use crate::egress::credentials::SecretRef;
 use crate::source::SourceConfig;
 
 /// A whole job file.

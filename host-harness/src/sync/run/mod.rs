@@ -14,15 +14,16 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::concurrency::Concurrency;
-use crate::config::JobConfig;
+use crate::sync::concurrency::Concurrency;
+use crate::job::JobConfig;
 use crate::error::HostError;
-use crate::ledger::{Ledger, estimate_requests};
-use crate::plan::{Decision, Fingerprint, RetryReason};
-use crate::model::{BatchContext, ErrorCategory, Outcome, RecordError, RecordResult, Row, SyncItem};
-use crate::progress::Progress;
-use crate::report::{Counts, FailedRecord, RunReport};
-use crate::retry::RetryPolicy;
+use crate::sync::ledger::{Ledger, estimate_requests};
+use crate::fingerprint::Fingerprint;
+use crate::sync::plan::{Decision, RetryReason};
+use crate::contract::model::{BatchContext, ErrorCategory, Outcome, RecordError, RecordResult, Row, SyncItem};
+use crate::sync::progress::Progress;
+use crate::sync::report::{Counts, FailedRecord, RunReport};
+use crate::sync::retry::RetryPolicy;
 use crate::source::{self, SourceItem};
 use crate::sync::{Harness, RunOptions, Tenant};
 
@@ -208,7 +209,7 @@ impl Harness {
                         recorder.counts.still_invalid += 1;
                         if let Some(e) = &planned.last_error {
                             let err = RecordError::host(
-                                e.error_code().unwrap_or(crate::model::ErrorCode::Rejected),
+                                e.error_code().unwrap_or(crate::contract::model::ErrorCode::Rejected),
                                 ErrorCategory::SkipRecord,
                                 format!("{} (unchanged since it was rejected; fix the row to send it again)", e.message),
                             );
@@ -346,11 +347,11 @@ impl Harness {
 /// What a sender needs of the tenant, cheap to clone into a task.
 #[derive(Clone)]
 struct TenantHandle {
-    plugin: Arc<crate::runtime::Plugin>,
+    plugin: Arc<crate::sandbox::Plugin>,
     policy: Arc<crate::egress::EgressPolicy>,
-    settings: Arc<Vec<crate::model::Setting>>,
-    mapping: Arc<Vec<crate::model::FieldMapping>>,
-    mode: crate::model::SyncMode,
+    settings: Arc<Vec<crate::contract::model::Setting>>,
+    mapping: Arc<Vec<crate::contract::model::FieldMapping>>,
+    mode: crate::contract::model::SyncMode,
     sync_id: String,
     rate: u32,
 }
@@ -500,7 +501,7 @@ impl Recorder<'_> {
                 }
                 (Outcome::Failed, None) => {
                     let e = RecordError::host(
-                        crate::model::ErrorCode::UnexpectedResponse,
+                        crate::contract::model::ErrorCode::UnexpectedResponse,
                         ErrorCategory::RetryLater,
                         format!("row {}: the plugin reported a failure without an error", r.key),
                     );

@@ -50,8 +50,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ErrorCode, Outcome, RecordError};
-use crate::plan::Fingerprint;
+use crate::contract::model::{ErrorCode, Outcome, RecordError};
+use crate::fingerprint::Fingerprint;
 
 /// File name of the state database inside the state directory.
 pub const STATE_FILE: &str = "state.sqlite3";

@@ -6,15 +6,15 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::config::JobConfig;
-use crate::connections::ConnectionPool;
+use crate::job::JobConfig;
+use crate::egress::connections::ConnectionPool;
 use crate::egress::{EgressPolicy, EgressStats, Redirect, Timeouts, intersect_hosts};
 use crate::error::HostError;
-use crate::model::{FieldMapping, Setting, SyncMode};
-use crate::ratelimit::LimiterRegistry;
-use crate::runtime::{Plugin, Runtime, RuntimeConfig};
-use crate::secret::BasicCredential;
-use crate::spec::{ConnectionInfo, Credential, ResolvedConfig, Spec};
+use crate::contract::model::{FieldMapping, Setting, SyncMode};
+use crate::egress::ratelimit::LimiterRegistry;
+use crate::sandbox::{Plugin, Runtime, RuntimeConfig};
+use crate::egress::credentials::BasicCredential;
+use crate::contract::spec::{ConnectionInfo, Credential, ResolvedConfig, Spec};
 
 /// Options of one run, from the command line.
 #[derive(Debug, Clone, Default)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::time::Instant;
 
-use crate::report::Counts;
+use crate::sync::report::Counts;
 
 /// How often a non-terminal run logs a progress line.
 const LOG_EVERY: Duration = Duration::from_secs(5);

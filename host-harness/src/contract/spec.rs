@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Setting, SyncMode};
+use crate::contract::model::{Setting, SyncMode};
 
 /// A configuration entry the host collects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,210 @@
+//! One sandboxed instance per call: an empty WASI context (no filesystem, environment or
+//! sockets), the tenant's egress hooks, store limits and a wall-clock deadline. A [`Plugin`] is
+//! the loaded component (process lifetime); an [`Instance`] lives for one call.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::contract::bindings::{self, PluginHostViewPre as PluginPre, host_iface};
+use crate::egress::connections::ConnectionPool;
+use crate::egress::{EgressHooks, EgressPolicy, EgressStats, Timeouts};
+use crate::error::HostError;
+use crate::sandbox::limits::Limits;
+
+
+/// Everything one instance may touch: an empty WASI context (no filesystem, no environment, no
+/// sockets), the HTTP context with the tenant's egress hooks, and its limits.
+pub struct TenantState {
+    tenant: Arc<str>,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    hooks: EgressHooks,
+    limits: StoreLimits,
+}
+
+impl WasiView for TenantState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for TenantState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+    }
+}
+
+impl host_iface::Host for TenantState {
+    async fn log(&mut self, level: host_iface::Level, message: String) {
+        let tenant = &*self.tenant;
+        match level {
+            host_iface::Level::Debug => tracing::debug!(tenant, "plugin: {message}"),
+            host_iface::Level::Info => tracing::info!(tenant, "plugin: {message}"),
+            host_iface::Level::Warn => tracing::warn!(tenant, "plugin: {message}"),
+            host_iface::Level::Error => tracing::error!(tenant, "plugin: {message}"),
+        }
+    }
+}
+
+impl bindings::wit::Host for TenantState {}
+
+/// A loaded, checked, pre-instantiated component. Cheap to share; every call gets a fresh store
+/// and instance.
+pub struct Plugin {
+    engine: Engine,
+    pre: PluginPre<TenantState>,
+    hash: String,
+    from_cache: bool,
+    limits: Limits,
+}
+
+/// A live instance for one call, with its captured stdio.
+pub struct Instance {
+    /// The store.
+    pub store: Store<TenantState>,
+    /// The typed exports.
+    pub exports: bindings::PluginHostView,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+impl Instance {
+    /// Log what the plugin printed, one line each, prefixed with the tenant.
+    pub fn flush_stdio(&self) {
+        let tenant = &*self.store.data().tenant;
+        for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            let bytes = pipe.contents();
+            for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.trim().is_empty()) {
+                tracing::info!(tenant, stream, "plugin: {line}");
+            }
+        }
+    }
+}
+
+impl Plugin {
+    pub(super) fn new(engine: Engine, pre: PluginPre<TenantState>, hash: String, from_cache: bool, limits: Limits) -> Plugin {
+        Plugin { engine, pre, hash, from_cache, limits }
+    }
+
+    /// SHA-256 of the component file.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// Whether it was loaded from the compile cache.
+    pub fn from_cache(&self) -> bool {
+        self.from_cache
+    }
+
+    /// The limits calls run under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// A policy that allows no egress at all, for the pure calls.
+    pub fn no_egress(tenant: &str) -> Arc<EgressPolicy> {
+        Arc::new(EgressPolicy {
+            tenant: tenant.to_string(),
+            allowed_hosts: Vec::new(),
+            credential: None,
+            redirect: None,
+            limiter: None,
+            timeouts: Timeouts::default(),
+            stats: Arc::new(EgressStats::default()),
+            connections: ConnectionPool::new(Timeouts::default().request),
+        })
+    }
+
+    /// A fresh instance for one call that must finish within `budget`.
+    pub async fn instantiate(&self, policy: Arc<EgressPolicy>, budget: Duration) -> Result<Instance, HostError> {
+        let tenant: Arc<str> = policy.tenant.as_str().into();
+        let deadline = Instant::now() + budget;
+        let cap = self.limits.stdio_capture_bytes;
+        let (stdout, stderr) = (MemoryOutputPipe::new(cap), MemoryOutputPipe::new(cap));
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = TenantState {
+            tenant: tenant.clone(),
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: EgressHooks::new(policy, deadline),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.memory_bytes())
+                .trap_on_grow_failure(true)
+                .build(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        // Yield to tokio at every epoch tick so a spinning plugin never holds a worker; trap
+        // once the wall-clock deadline passes.
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(wasmtime::format_err!("wall-clock deadline exceeded"))
+            } else {
+                Ok(wasmtime::UpdateDeadline::Yield(1))
+            }
+        });
+        store.set_epoch_deadline(1);
+        let exports = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| HostError::Plugin { tenant: tenant.to_string(), reason: format!("instantiation failed: {e}") })?;
+        Ok(Instance { store, exports, stdout, stderr })
+    }
+}
+
+/// Run one guest call with a wall-clock deadline; a trap or a timeout becomes a [`HostError`]
+/// for this call only.
+pub async fn guarded<T>(
+    tenant: &str,
+    budget: Duration,
+    call: impl Future<Output = wasmtime::Result<T>>,
+) -> Result<T, HostError> {
+    match tokio::time::timeout(budget, call).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            let text = format!("{e:?}");
+            if text.contains("wall-clock deadline exceeded") {
+                Err(HostError::Deadline { tenant: tenant.to_string(), seconds: budget.as_secs() })
+            } else {
+                Err(HostError::Plugin { tenant: tenant.to_string(), reason: trap_summary(&e) })
+            }
+        }
+        Err(_) => Err(HostError::Deadline { tenant: tenant.to_string(), seconds: budget.as_secs() }),
+    }
+}
+
+/// A one-line description of a trap: the cause, without the guest backtrace.
+fn trap_summary(e: &wasmtime::Error) -> String {
+    // wasmtime attaches the guest backtrace as the outermost context: many lines, no cause.
+    const BACKTRACE: &str = "error while executing at wasm backtrace";
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !text.starts_with(BACKTRACE) && !parts.contains(&text) {
+            parts.push(text);
+        }
+    }
+    if parts.iter().any(|p| p.contains("growing memory")) {
+        parts.push("the instance exceeded its memory limit ([limits] memory_mib)".into());
+    }
+    if parts.is_empty() {
+        parts.push(e.root_cause().to_string().lines().next().unwrap_or("trap").to_string());
+    }
+    parts.join(": ")
+}
