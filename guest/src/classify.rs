@@ -5,8 +5,8 @@
 
 use serde_json::Value;
 
+use crate::model::{ApiError, DestError, ErrorCategory, ErrorCode};
 use crate::transport::{HttpResponse, TransportError, TransportErrorKind};
-use crate::types::{ApiError, DestError, ErrorCategory, ErrorCode};
 
 /// One entry of Gladly's `errors`, with its `meta` (e.g. `new` of a merged profile).
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -3,9 +3,9 @@
 use serde_json::Value;
 
 use crate::classify::{self, Step};
-use crate::config::Config;
+use crate::model::{ConnectionInfo, DestError, ErrorCategory, ErrorCode};
+use crate::settings::Config;
 use crate::transport::{HttpRequest, Method, Transport};
-use crate::types::{ConnectionInfo, DestError, ErrorCategory, ErrorCode};
 
 /// Proves the domain and the credentials; the organization's name is returned when Gladly
 /// gives one.
@@ -54,9 +54,9 @@ pub fn check_connection(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse;
+    use crate::model::Setting;
+    use crate::settings::parse;
     use crate::transport::{HttpResponse, TransportError, TransportErrorKind};
-    use crate::types::Setting;
 
     struct One(Result<HttpResponse, TransportError>, Vec<HttpRequest>);
 

@@ -1,11 +1,34 @@
 //! Gladly destination as a WebAssembly component (`wasm32-wasip2`).
 //!
 //! Implements the `reverse-etl:destination@0.1.0` contract (`wit/v0.1.0/destination.wit`) for
-//! Gladly customer profiles. Only `edge` names the generated bindings and only `client` names
-//! `waki`; every other module is plain Rust that compiles and unit-tests natively.
-//!
-//! Build the component with
+//! Gladly customer profiles. Build the component with
 //! `cargo build -p gladly-destination --target wasm32-wasip2 --release`.
+//!
+//! Boundary (only `bindings` and `client` are wasm-only; everything else tests natively):
+//! - `bindings`: the one module naming wit-bindgen types: `generate!`, `export!`, conversions.
+//! - `client`: the one module naming `waki`: [`transport::Transport`] over `wasi:http`.
+//! - [`transport`]: the plain HTTP seam: the `Transport` trait, request, response, error.
+//!
+//! Model:
+//! - [`model`]: plain mirrors of the WIT records the logic uses.
+//!
+//! Settings, validation and spec:
+//! - [`settings`]: setting keys and defaults, parsed into [`settings::Config`].
+//! - [`validate`]: `validate-config`: settings, mode and mapping checked together.
+//! - [`spec`]: the destination spec; standard target fields and mode support defined once.
+//!
+//! Mapping and Gladly rules:
+//! - [`mapping`]: the compiled mapping ([`mapping::Plan`]) and row → profile.
+//! - [`account`]: the `domain` and `username` forms, and the one Gladly host.
+//! - [`email`], [`phone`]: validation and normalization of addresses and numbers.
+//! - [`profile`]: Gladly profile serde types and canonical JSON.
+//! - [`merge`]: email/phone array merge and PATCH body construction.
+//! - [`ids`]: the deterministic create id.
+//!
+//! Protocol:
+//! - [`protocol`]: the per-record insert / update / upsert state machine.
+//! - [`classify`]: HTTP status or transport failure → structured error.
+//! - [`connection`]: the `check-connection` call, one authenticated read.
 
 #![deny(missing_docs)]
 // The guest never panics: a trap would fail the whole batch. Tests may unwrap.
@@ -19,22 +42,32 @@
     )
 )]
 
-pub mod classify;
-pub mod config;
-pub mod connection;
+// Boundary.
+pub mod transport;
+// The component boundary proper: only meaningful (and only linked) on the wasm target.
+#[cfg(target_arch = "wasm32")]
+mod bindings;
+#[cfg(target_arch = "wasm32")]
+mod client;
+
+// Model.
+pub mod model;
+
+// Settings, validation and spec.
+pub mod settings;
+pub mod spec;
+pub mod validate;
+
+// Mapping and Gladly rules.
+pub mod account;
 pub mod email;
 pub mod ids;
 pub mod mapping;
 pub mod merge;
 pub mod phone;
 pub mod profile;
-pub mod protocol;
-pub mod spec;
-pub mod transport;
-pub mod types;
 
-// The component boundary: only meaningful (and only linked) on the wasm target.
-#[cfg(target_arch = "wasm32")]
-mod client;
-#[cfg(target_arch = "wasm32")]
-mod edge;
+// Protocol.
+pub mod classify;
+pub mod connection;
+pub mod protocol;

@@ -2,13 +2,13 @@
 
 use serde_json::{Map, Number, Value};
 
-use crate::config::{AttributeMode, Config};
-use crate::profile::{EmailEntry, PhoneEntry, Profile};
-use crate::spec::StandardField;
-use crate::types::{
+use crate::model::{
     Cell, ConfigProblem, DestError, ErrorCategory, ErrorCode, FieldMapping, MappedRecord, Row,
     SyncMode,
 };
+use crate::profile::{EmailEntry, PhoneEntry, Profile};
+use crate::settings::{AttributeMode, Config};
+use crate::spec::StandardField;
 use crate::{email, phone};
 
 /// Prefix that sends a target into `customAttributes` explicitly.
@@ -544,8 +544,8 @@ fn row_error(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse;
-    use crate::types::{Column, Setting};
+    use crate::model::{Column, Setting};
+    use crate::settings::parse;
 
     fn config(mode: &str) -> Config {
         parse(&[

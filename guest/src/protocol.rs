@@ -4,36 +4,26 @@
 //! after a credential or egress failure the rest of the batch fails fast without requests; no
 //! sleeping and no retrying (the host retries records marked retryable); creates carry a
 //! deterministic id so a retried create is recognised (409 on our own id) instead of duplicated.
+//!
+//! The Gladly calls themselves (paths, encoding, what each status means) are in `api`.
+
+mod api;
 
 use std::collections::BTreeSet;
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::classify::{self, Step};
-use crate::config::{AttributePatch, Config};
+use crate::classify;
 use crate::ids;
 use crate::mapping::{Mapped, Plan};
 use crate::merge;
-use crate::profile::Profile;
-use crate::transport::{HttpRequest, HttpResponse, Method, Transport};
-use crate::types::{
+use crate::model::{
     BatchContext, DestError, ErrorCategory, ErrorCode, Outcome, RecordResult, SyncItem, SyncMode,
 };
-
-/// The customer-profile collection.
-const PROFILES: &str = "/api/v1/customer-profiles";
-
-/// Characters left as-is in a query value or path segment (RFC 3986 unreserved).
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-fn encode(s: &str) -> String {
-    utf8_percent_encode(s, COMPONENT).to_string()
-}
+use crate::profile::Profile;
+use crate::settings::{AttributePatch, Config};
+use crate::transport::Transport;
+use api::{Api, Failure, Fetch, Update, location_id};
 
 /// A record that ended well: what happened and the Gladly id.
 struct Done {
@@ -41,159 +31,11 @@ struct Done {
     id: String,
 }
 
-/// A record that failed, with the id to report when one is known (a merged profile's survivor).
-struct Failure {
-    error: DestError,
-    remote_id: Option<String>,
-}
-
-impl From<DestError> for Failure {
-    fn from(error: DestError) -> Self {
-        Failure {
-            error,
-            remote_id: None,
-        }
-    }
-}
-
-/// A profile read by id.
-enum Fetch {
-    Found(Profile),
-    /// 404, or 301 merged (with the survivor as `remote_id`).
-    Gone(Failure),
-}
-
-/// The end of the update path.
-enum Update {
-    Done(Outcome),
-    /// The id no longer names a profile (404, merged): upsert falls back to email.
-    Gone(Failure),
-}
-
 /// The end of a create.
 enum Create {
     Created(String),
     /// 409 not caused by our own id: another profile holds a unique value.
     Conflict(DestError),
-}
-
-/// Gladly calls for one record; counts every request sent.
-struct Api<'a> {
-    transport: &'a mut dyn Transport,
-    base: String,
-    host: String,
-    key: String,
-    requests: u32,
-    /// Whether the organization's PATCH merges `customAttributes` (no read needed to change one).
-    merges_attributes: bool,
-}
-
-impl Api<'_> {
-    fn step<'s>(&'s self, action: &'s str) -> Step<'s> {
-        Step {
-            key: Some(&self.key),
-            action,
-            host: &self.host,
-        }
-    }
-
-    fn send(
-        &mut self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        action: &str,
-    ) -> Result<HttpResponse, DestError> {
-        self.requests = self.requests.saturating_add(1);
-        let req = HttpRequest {
-            method,
-            url: format!("{}{path}", self.base),
-            headers: Vec::new(),
-            body,
-        };
-        self.transport
-            .send(req)
-            .map_err(|e| classify::from_transport(&e, &self.step(action)))
-    }
-
-    fn parse<T: serde::de::DeserializeOwned>(
-        &self,
-        resp: &HttpResponse,
-        action: &str,
-    ) -> Result<T, DestError> {
-        serde_json::from_slice(&resp.body).map_err(|e| {
-            classify::unexpected(
-                resp.status,
-                &self.step(action),
-                &format!("invalid JSON: {e}"),
-            )
-        })
-    }
-
-    fn get(&mut self, id: &str) -> Result<Fetch, DestError> {
-        let action = "reading the profile";
-        let resp = self.send(
-            Method::Get,
-            &format!("{PROFILES}/{}", encode(id)),
-            None,
-            action,
-        )?;
-        match resp.status {
-            200 => Ok(Fetch::Found(self.parse(&resp, action)?)),
-            301 => {
-                let error = classify::from_status(&resp, &self.step(action));
-                let remote_id = classify::moved_to(&classify::parse_errors(&resp.body));
-                Ok(Fetch::Gone(Failure { error, remote_id }))
-            }
-            404 => Ok(Fetch::Gone(
-                classify::from_status(&resp, &self.step(action)).into(),
-            )),
-            _ => Err(classify::from_status(&resp, &self.step(action))),
-        }
-    }
-
-    fn find_by_email(&mut self, email: &str) -> Result<Vec<Profile>, DestError> {
-        let action = "looking the customer up by email";
-        let path = format!("{PROFILES}?email={}", encode(email));
-        let resp = self.send(Method::Get, &path, None, action)?;
-        match resp.status {
-            200 => self.parse(&resp, action),
-            _ => Err(classify::from_status(&resp, &self.step(action))),
-        }
-    }
-
-    fn patch(&mut self, id: &str, body: Map<String, Value>) -> Result<Update, DestError> {
-        let action = "updating the profile";
-        let path = format!("{PROFILES}/{}", encode(id));
-        let resp = self.send(Method::Patch, &path, Some(Value::Object(body)), action)?;
-        match resp.status {
-            200 | 204 => Ok(Update::Done(Outcome::Updated)),
-            // Gladly documents 404 for a merged id on PATCH; a 301 is handled like GET's.
-            301 => Ok(Update::Gone(Failure {
-                error: classify::from_status(&resp, &self.step(action)),
-                remote_id: classify::moved_to(&classify::parse_errors(&resp.body)),
-            })),
-            404 => Ok(Update::Gone(
-                classify::from_status(&resp, &self.step(action)).into(),
-            )),
-            _ => Err(classify::from_status(&resp, &self.step(action))),
-        }
-    }
-
-    fn post(&mut self, body: Value) -> Result<HttpResponse, DestError> {
-        self.send(Method::Post, PROFILES, Some(body), "creating the profile")
-    }
-}
-
-/// The id in a `Location: /api/v1/customer-profiles/{id}` header.
-fn location_id(resp: &HttpResponse) -> Option<String> {
-    let loc = resp.header("location")?;
-    let path = loc.split(['?', '#']).next().unwrap_or_default();
-    let last = path.trim_end_matches('/').rsplit('/').next()?;
-    let id = percent_encoding::percent_decode_str(last)
-        .decode_utf8()
-        .ok()?;
-    (!id.is_empty()).then(|| id.into_owned())
 }
 
 /// Reads the profile when not yet read, then PATCHes only what differs. With a confirmed
@@ -208,7 +50,9 @@ fn update_by_id(
     let current = match prefetched {
         Some(p) => p,
         None => {
-            if let Some(patch) = previous.and_then(|p| merge::patch_against_previous(p, desired, api.merges_attributes)) {
+            if let Some(patch) = previous
+                .and_then(|p| merge::patch_against_previous(p, desired, api.merges_attributes))
+            {
                 if patch.is_empty() {
                     return Ok(Update::Done(Outcome::Unchanged));
                 }
@@ -379,7 +223,10 @@ fn upsert(
         // Our own create id with nothing left to change: an earlier attempt created it and its
         // answer was lost (or the run was killed before recording it). Report what happened.
         if done.id == id && done.outcome == Outcome::Unchanged {
-            return Ok(Done { outcome: Outcome::Created, ..done });
+            return Ok(Done {
+                outcome: Outcome::Created,
+                ..done
+            });
         }
         return Ok(done);
     }

@@ -1,13 +1,15 @@
 //! What the destination offers (the WIT `destination-spec`), as plain data.
 //!
-//! The standard target fields are defined once here; `mapping.rs` and `config.rs` read them from
-//! this module so the spec a host renders and the rules the plugin enforces cannot drift apart.
+//! The standard target fields and the support of each mode are defined once here; `mapping`
+//! reads the fields and `validate` the mode support from this module, so the spec a host renders
+//! and the rules the plugin enforces cannot drift apart. The setting keys and defaults it lists
+//! come from `settings`.
 
-use crate::config::{
+use crate::model::SyncMode;
+use crate::settings::{
     DEFAULT_ATTRIBUTE_MODE, DEFAULT_ATTRIBUTE_PATCH, DEFAULT_REGION, KEY_ATTRIBUTE_MODE,
     KEY_ATTRIBUTE_PATCH, KEY_DEFAULT_REGION, KEY_DOMAIN, KEY_SANDBOX, KEY_USERNAME,
 };
-use crate::types::SyncMode;
 
 /// The kind of value a target field takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

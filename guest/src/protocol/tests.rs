@@ -4,10 +4,11 @@ use std::collections::VecDeque;
 
 use serde_json::{Value, json};
 
+use super::api::PROFILES;
 use super::*;
-use crate::config::parse;
-use crate::transport::{TransportError, TransportErrorKind};
-use crate::types::{Cell, Column, FieldMapping, Row, Setting};
+use crate::model::{Cell, Column, FieldMapping, Row, Setting};
+use crate::settings::parse;
+use crate::transport::{HttpRequest, HttpResponse, Method, TransportError, TransportErrorKind};
 
 const BASE: &str = "https://acme.gladly.com";
 
@@ -734,31 +735,6 @@ fn ids_in_paths_are_encoded() {
         &mut fake,
     );
     assert_eq!(code(&r[0]), ErrorCode::NotFound);
-}
-
-#[test]
-fn location_ids() {
-    let resp = |loc: &str| HttpResponse {
-        status: 201,
-        headers: vec![("location".into(), loc.into())],
-        body: vec![],
-    };
-    assert_eq!(
-        location_id(&resp("/api/v1/customer-profiles/abc")).as_deref(),
-        Some("abc")
-    );
-    assert_eq!(
-        location_id(&resp(
-            "https://acme.gladly.com/api/v1/customer-profiles/abc/"
-        ))
-        .as_deref(),
-        Some("abc")
-    );
-    assert_eq!(
-        location_id(&resp("/api/v1/customer-profiles/a%2Db?x=1")).as_deref(),
-        Some("a-b")
-    );
-    assert_eq!(location_id(&HttpResponse::default()), None);
 }
 
 #[test]

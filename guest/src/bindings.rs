@@ -1,6 +1,7 @@
-//! The component boundary: the only module that names wit-bindgen types.
+//! The component boundary: the only module that names the types wit-bindgen generates.
 //!
-//! It converts WIT values to the plain types, calls the plain logic and converts back. The
+//! It converts WIT values to the plain types of [`crate::model`], calls the plain logic and
+//! converts back. The
 //! wasi:http interfaces are mapped onto waki's own bindings so `client.rs` and the world share
 //! one set of resource types.
 
@@ -25,10 +26,10 @@ use reverse_etl::destination::host::{self as wit_host, Level};
 use reverse_etl::destination::types as w;
 
 use crate::client::WakiTransport;
-use crate::config::{self, invalid_config};
+use crate::model as p;
 use crate::spec::{self, Credential, FieldKind};
-use crate::types as p;
-use crate::{connection, protocol};
+use crate::validate::{self, invalid_config};
+use crate::{connection, protocol, settings};
 
 /// Writes one line to the host's log (the host prefixes the tenant). Never pass a secret.
 pub fn log(level: Level, message: &str) {
@@ -68,7 +69,7 @@ fn row(r: w::Row) -> p::Row {
     }
 }
 
-fn settings(s: Vec<w::Setting>) -> Vec<p::Setting> {
+fn settings_in(s: Vec<w::Setting>) -> Vec<p::Setting> {
     s.into_iter()
         .map(|s| p::Setting {
             key: s.key,
@@ -77,7 +78,7 @@ fn settings(s: Vec<w::Setting>) -> Vec<p::Setting> {
         .collect()
 }
 
-fn mapping(m: Vec<w::FieldMapping>) -> Vec<p::FieldMapping> {
+fn mapping_in(m: Vec<w::FieldMapping>) -> Vec<p::FieldMapping> {
     m.into_iter()
         .map(|m| p::FieldMapping {
             source: m.source,
@@ -281,8 +282,8 @@ fn map_rows(
     rows: Vec<w::Row>,
 ) -> Vec<Result<w::MappedRecord, w::RowError>> {
     let prepared = match (
-        config::parse(&settings(config)),
-        crate::mapping::Plan::compile(&mapping(fields)),
+        settings::parse(&settings_in(config)),
+        crate::mapping::Plan::compile(&mapping_in(fields)),
     ) {
         (Ok(c), Ok(p)) => Ok((c, p)),
         (c, p) => {
@@ -315,7 +316,7 @@ impl Guest for Component {
         mode: w::SyncMode,
         fields: Vec<w::FieldMapping>,
     ) -> Result<w::ResolvedConfig, Vec<w::ConfigProblem>> {
-        match config::validate(&settings(config), mode_in(mode), &mapping(fields)) {
+        match validate::validate(&settings_in(config), mode_in(mode), &mapping_in(fields)) {
             Ok((c, _)) => {
                 let r = c.resolved();
                 Ok(w::ResolvedConfig {
@@ -338,7 +339,7 @@ impl Guest for Component {
     }
 
     fn check_connection(config: Vec<w::Setting>) -> Result<w::ConnectionInfo, w::Error> {
-        let c = config::parse(&settings(config)).map_err(|ps| error(invalid_config(&ps)))?;
+        let c = settings::parse(&settings_in(config)).map_err(|ps| error(invalid_config(&ps)))?;
         let mut transport = WakiTransport::default();
         connection::check_connection(&c, &mut transport)
             .map(|i| w::ConnectionInfo { account: i.account })
@@ -383,7 +384,7 @@ impl Guest for Component {
         items: Vec<w::SyncItem>,
     ) -> Result<Vec<w::RecordResult>, w::Error> {
         let mode = mode_in(mode);
-        let (c, plan) = config::validate(&settings(config), mode, &mapping(fields))
+        let (c, plan) = validate::validate(&settings_in(config), mode, &mapping_in(fields))
             .map_err(|ps| error(invalid_config(&ps)))?;
         let ctx = p::BatchContext {
             sync_id: context.sync_id,

@@ -1,7 +1,7 @@
 //! Plain mirrors of the WIT types the logic needs.
 //!
-//! The logic never names wit-bindgen types, so it compiles and unit-tests natively; `edge.rs`
-//! converts between these and the generated bindings field by field.
+//! The logic never names wit-bindgen types, so it compiles and unit-tests natively; `bindings`
+//! converts between these and the generated types field by field.
 
 /// One typed warehouse cell.
 #[derive(Debug, Clone, PartialEq)]

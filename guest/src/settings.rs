@@ -1,18 +1,13 @@
-//! Parsing and offline validation of the settings, the sync mode and the mapping.
+//! The settings a host collects, their keys and defaults, and their parsed form [`Config`].
 //!
-//! Every problem is collected (never stop at the first) so an operator fixes a form in one pass.
-//! The domain rules matter for safety as well as usability: the host name derived here is the only
-//! host the plugin declares for egress, so it must always be a Gladly host.
+//! Parsing collects every problem (never stops at the first) so an operator fixes a form in one
+//! pass. What a `domain` or `username` value may be is Gladly's rule, kept in [`crate::account`];
+//! this module files its refusals under the setting's key.
 
 use phonenumber::country::Id;
 
-use crate::mapping::Plan;
-use crate::spec::mode_support;
-use crate::types::{
-    ConfigProblem, DestError, ErrorCategory, ErrorCode, FieldMapping, ResolvedConfig, Setting,
-    SyncMode,
-};
-use crate::{email, phone};
+use crate::model::{ConfigProblem, ResolvedConfig, Setting};
+use crate::{account, phone};
 
 /// Config key: the organization part of the Gladly host.
 pub const KEY_DOMAIN: &str = "domain";
@@ -103,12 +98,7 @@ pub struct Config {
 impl Config {
     /// The one Gladly host requests go to.
     pub fn host(&self) -> String {
-        let suffix = if self.sandbox {
-            "gladly.qa"
-        } else {
-            "gladly.com"
-        };
-        format!("{}.{suffix}", self.domain)
+        account::host(&self.domain, self.sandbox)
     }
 
     /// `https://{host}`, without a trailing slash.
@@ -143,53 +133,6 @@ impl Config {
             settings: self.settings(),
         }
     }
-}
-
-/// Full offline validation: settings, mode and mapping, every problem at once.
-pub fn validate(
-    settings: &[Setting],
-    mode: SyncMode,
-    mapping: &[FieldMapping],
-) -> Result<(Config, Plan), Vec<ConfigProblem>> {
-    let mut problems = Vec::new();
-    let config = parse(settings).map_err(|p| problems.extend(p)).ok();
-    let support = mode_support(mode);
-    if !support.supported {
-        problems.push(ConfigProblem::new(
-            "mode",
-            format!(
-                "Sync mode {} is not supported: {}",
-                mode.name(),
-                support.reason
-            ),
-            "Choose upsert, insert or update.",
-        ));
-    }
-    let (plan, mapping_problems) = Plan::compile_partial(mapping);
-    problems.extend(mapping_problems);
-    problems.extend(plan.check_mode(mode));
-    match config {
-        Some(c) if problems.is_empty() => Ok((c, plan)),
-        _ => Err(problems),
-    }
-}
-
-/// The `invalid-config` error for a batch or call refused before any request.
-pub fn invalid_config(problems: &[ConfigProblem]) -> DestError {
-    let lines: Vec<String> = problems
-        .iter()
-        .map(|p| format!("{}: {} Fix: {}", p.key, p.message, p.fix))
-        .collect();
-    let mut e = DestError::new(
-        ErrorCode::InvalidConfig,
-        ErrorCategory::FixConfig,
-        format!(
-            "The configuration is invalid; nothing was sent. {}",
-            lines.join(" | ")
-        ),
-    );
-    e.field = problems.first().map(|p| p.key.clone());
-    e
 }
 
 /// Parses the settings alone (what `check-connection` and `map-row` need).
@@ -234,7 +177,9 @@ pub fn parse(settings: &[Setting]) -> Result<Config, Vec<ConfigProblem>> {
             ));
             None
         }
-        Some(raw) => check_domain(raw).map_err(|p| problems.push(p)).ok(),
+        Some(raw) => account::check_domain(raw)
+            .map_err(|r| problems.push(ConfigProblem::new(KEY_DOMAIN, r.message, r.fix)))
+            .ok(),
     };
 
     let username = match get(KEY_USERNAME) {
@@ -246,17 +191,9 @@ pub fn parse(settings: &[Setting]) -> Result<Config, Vec<ConfigProblem>> {
             ));
             None
         }
-        Some(raw) => match email::validate(raw) {
-            Ok(u) if !u.contains(':') => Some(u),
-            _ => {
-                problems.push(ConfigProblem::new(
-                    KEY_USERNAME,
-                    "The username must be the email address of the Gladly API user.",
-                    "Enter that user's email address, e.g. api-user@mycompany.com.",
-                ));
-                None
-            }
-        },
+        Some(raw) => account::check_username(raw)
+            .map_err(|r| problems.push(ConfigProblem::new(KEY_USERNAME, r.message, r.fix)))
+            .ok(),
     };
 
     let sandbox = match get(KEY_SANDBOX).map(|v| v.trim().to_ascii_lowercase()) {
@@ -318,7 +255,14 @@ pub fn parse(settings: &[Setting]) -> Result<Config, Vec<ConfigProblem>> {
         }
     };
 
-    match (domain, username, sandbox, default_region, attribute_mode, attribute_patch) {
+    match (
+        domain,
+        username,
+        sandbox,
+        default_region,
+        attribute_mode,
+        attribute_patch,
+    ) {
         (
             Some(domain),
             Some(username),
@@ -338,131 +282,6 @@ pub fn parse(settings: &[Setting]) -> Result<Config, Vec<ConfigProblem>> {
     }
 }
 
-/// The problem for a domain that is not just the organization part, with a derived fix.
-fn domain_problem(raw: &str, what: &str, suggestion: Option<(String, bool)>) -> ConfigProblem {
-    let message = format!(
-        "Domain check failed: `{raw}` {what}. Only the organization part of your Gladly address \
-         belongs here (for https://mycompany.gladly.com that is mycompany)."
-    );
-    let fix = match suggestion {
-        Some((org, true)) => format!("Enter `{org}` and set sandbox to true."),
-        Some((org, false)) => format!("Enter `{org}`."),
-        None => "Enter the part of your Gladly address before .gladly.com, e.g. mycompany or \
-                 mycompany.us-1."
-            .to_string(),
-    };
-    ConfigProblem::new(KEY_DOMAIN, message, fix)
-}
-
-/// From a host name, the organization part and whether it is a sandbox host.
-fn org_from_host(host: &str) -> Option<(String, bool)> {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    let (org, sandbox) = if let Some(org) = host.strip_suffix(".gladly.com") {
-        (org, false)
-    } else if let Some(org) = host.strip_suffix(".gladly.qa") {
-        (org, true)
-    } else {
-        return None;
-    };
-    check_labels(org).ok().map(|o| (o, sandbox))
-}
-
-/// Checks the `domain` setting; returns the lower-cased organization part.
-pub fn check_domain(raw: &str) -> Result<String, ConfigProblem> {
-    if raw.chars().any(char::is_whitespace) {
-        let trimmed = raw.trim();
-        let suggestion = if trimmed.chars().any(char::is_whitespace) {
-            None
-        } else {
-            check_domain(trimmed).ok().map(|o| (o, false))
-        };
-        return Err(domain_problem(raw, "contains spaces", suggestion));
-    }
-    if raw.contains("://") {
-        let host = url::Url::parse(raw)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string));
-        let suggestion = host.as_deref().and_then(org_from_host);
-        let what = if suggestion.is_some() {
-            "is a full URL"
-        } else {
-            "is a URL, and not one of a Gladly host"
-        };
-        return Err(domain_problem(raw, what, suggestion));
-    }
-    if raw.contains('@') {
-        return Err(domain_problem(raw, "contains a user name (@)", None));
-    }
-    if let Some(pos) = raw.find(['/', '?', '#']) {
-        let before = raw.get(..pos).unwrap_or_default();
-        return Err(domain_problem(raw, "contains a path", suggest(before)));
-    }
-    if let Some(pos) = raw.find(':') {
-        let before = raw.get(..pos).unwrap_or_default();
-        return Err(domain_problem(raw, "contains a port", suggest(before)));
-    }
-    let lower = raw.to_ascii_lowercase();
-    if lower.ends_with(".gladly.com") || lower.ends_with(".gladly.qa") {
-        return Err(domain_problem(
-            raw,
-            "is the whole host name",
-            org_from_host(&lower),
-        ));
-    }
-    check_labels(&lower).map_err(|what| {
-        let first = lower.split('.').next().unwrap_or_default();
-        let suggestion = check_labels(first)
-            .ok()
-            .filter(|f| *f != lower)
-            .map(|f| (f, false));
-        domain_problem(raw, &what, suggestion)
-    })
-}
-
-/// A fix derived from the host-like text before a path or port.
-fn suggest(before: &str) -> Option<(String, bool)> {
-    org_from_host(before).or_else(|| {
-        check_labels(&before.to_ascii_lowercase())
-            .ok()
-            .map(|o| (o, false))
-    })
-}
-
-/// `org` or `org.cluster`: DNS labels of `[a-z0-9-]`, where a cluster label looks like `us-1`.
-fn check_labels(lower: &str) -> Result<String, String> {
-    let labels: Vec<&str> = lower.split('.').collect();
-    if labels.len() > 2 {
-        return Err("has too many dots to be an organization name".to_string());
-    }
-    for label in &labels {
-        let ok_chars = label
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if label.is_empty()
-            || label.len() > 63
-            || !ok_chars
-            || label.starts_with('-')
-            || label.ends_with('-')
-        {
-            return Err(format!(
-                "has an invalid part `{label}` (letters, digits and inner hyphens only)"
-            ));
-        }
-        if *label == "gladly" {
-            return Err("contains gladly, which belongs after the organization part".to_string());
-        }
-    }
-    // A second label is a Gladly cluster (`us-1`, `us-uat`); a bare word such as `com` means
-    // another site's host name was typed.
-    let bare_word = |l: &&&str| !l.chars().any(|c| c == '-' || c.is_ascii_digit());
-    if let Some(cluster) = labels.get(1).filter(bare_word) {
-        return Err(format!(
-            "looks like a host name outside Gladly (`{cluster}` is not a Gladly cluster label)"
-        ));
-    }
-    Ok(lower.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,63 +298,6 @@ mod tests {
 
     fn base() -> Vec<Setting> {
         settings(&[("domain", "acme"), ("username", "api@acme.com")])
-    }
-
-    fn fix_of(raw: &str) -> String {
-        check_domain(raw).unwrap_err().fix
-    }
-
-    #[test]
-    fn accepts_org_and_cluster() {
-        assert_eq!(check_domain("mycompany").unwrap(), "mycompany");
-        assert_eq!(check_domain("MyCompany.US-1").unwrap(), "mycompany.us-1");
-        assert_eq!(check_domain("acme-2").unwrap(), "acme-2");
-    }
-
-    #[test]
-    fn rejects_urls_with_a_derived_fix() {
-        assert!(fix_of("https://mycompany.gladly.com").contains("`mycompany`"));
-        assert!(fix_of("https://mycompany.gladly.com/").contains("`mycompany`"));
-        assert!(fix_of("https://mycompany.us-1.gladly.com").contains("`mycompany.us-1`"));
-        let e = check_domain("https://mycompany.gladly.com").unwrap_err();
-        assert_eq!(e.key, "domain");
-        assert!(e.message.contains("organization part"));
-        let qa = fix_of("https://mycompany.gladly.qa");
-        assert!(qa.contains("`mycompany`") && qa.contains("sandbox to true"));
-        assert!(!fix_of("https://evil.example.com").contains('`'));
-    }
-
-    #[test]
-    fn rejects_full_hosts_paths_ports_userinfo_spaces() {
-        assert!(fix_of("mycompany.gladly.com").contains("`mycompany`"));
-        let qa = fix_of("mycompany.gladly.qa");
-        assert!(qa.contains("`mycompany`") && qa.contains("sandbox"));
-        assert!(fix_of("mycompany/api").contains("`mycompany`"));
-        assert!(fix_of("mycompany:443").contains("`mycompany`"));
-        assert!(check_domain("user@mycompany").is_err());
-        assert!(fix_of(" mycompany ").contains("`mycompany`"));
-        assert!(check_domain("my company").is_err());
-    }
-
-    #[test]
-    fn rejects_non_gladly_hosts() {
-        for bad in [
-            "evil.com",
-            "acme.evil.com",
-            "evil.com.",
-            "a..b",
-            "-acme",
-            "acme_1",
-            "gladly",
-            "acme.gladly",
-            "ACME.GLADLY.COM.evil.com",
-            "acme?x=1",
-            "acme#x",
-            "",
-        ] {
-            assert!(check_domain(bad).is_err(), "{bad} should be rejected");
-        }
-        assert!(fix_of("acme.com").contains("`acme`"));
     }
 
     #[test]
@@ -632,48 +394,17 @@ mod tests {
         assert_eq!(c.attribute_mode, AttributeMode::Typed);
     }
 
-    fn m(source: &str, target: &str) -> FieldMapping {
-        FieldMapping {
-            source: source.into(),
-            target: target.into(),
-        }
-    }
-
     #[test]
-    fn validate_checks_mode_and_mapping() {
-        let mapping = vec![m("e", "email")];
-        assert!(validate(&base(), SyncMode::Upsert, &mapping).is_ok());
-        let p = validate(&base(), SyncMode::Mirror, &mapping).unwrap_err();
-        assert!(
-            p.iter()
-                .any(|p| p.key == "mode" && p.message.contains("delete"))
-        );
-        let p = validate(&base(), SyncMode::AudienceAdd, &mapping).unwrap_err();
-        assert!(
-            p.iter()
-                .any(|p| p.key == "mode" && p.message.contains("audience"))
-        );
-        // update needs `id`, not `email`
-        let p = validate(&base(), SyncMode::Update, &mapping).unwrap_err();
-        assert!(
-            p.iter()
-                .any(|p| p.key == "id" && p.message.contains("primary key"))
-        );
-        assert!(validate(&base(), SyncMode::Update, &[m("gid", "id")]).is_ok());
-        // insert/upsert need `email`
-        let p = validate(&base(), SyncMode::Insert, &[m("n", "name")]).unwrap_err();
-        assert!(p.iter().any(|p| p.key == "email"));
-        // config and mapping problems together
-        let p = validate(&[], SyncMode::Insert, &[m("n", "name")]).unwrap_err();
-        assert_eq!(p.len(), 3);
-        // a typo and the missing field it causes are both reported
-        let p = validate(
-            &base(),
-            SyncMode::Upsert,
-            &[m("e", "Email"), m("a", "name"), m("b", "name")],
-        )
-        .unwrap_err();
-        let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
-        assert_eq!(keys, vec!["Email", "name", "email"]);
+    fn domain_refusals_are_filed_under_domain() {
+        let s = settings(&[
+            ("domain", "https://mycompany.gladly.com"),
+            ("username", "api@acme.com"),
+        ]);
+        let problems = parse(&s).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        let e = &problems[0];
+        assert_eq!(e.key, "domain");
+        assert!(e.message.contains("organization part"));
+        assert!(e.fix.contains("`mycompany`"));
     }
 }
