@@ -35,15 +35,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rows: u64 = std::env::args().nth(1).map(|a| a.parse()).transpose()?.unwrap_or(200_000);
     let dir = std::env::temp_dir().join(format!("hh-plan-throughput-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut state = State::open(&dir)?;
+    let state = State::open(&dir)?;
     let fp = Fingerprinter::new("mapping", "0.1.0");
 
     let t = Instant::now();
     for chunk in (0..rows).collect::<Vec<_>>().chunks(5_000) {
-        let mut b = state.batch()?;
+        let mut b = state.sync("bench").batch()?;
         for &i in chunk {
             let p = payload(i, 1);
-            b.record_success("bench", &i.to_string(), fp.fingerprint(&p), &p, Some(&format!("g{i}")), Outcome::Created)?;
+            b.record_success(&i.to_string(), fp.fingerprint(&p), &p, Some(&format!("g{i}")), Outcome::Created)?;
         }
         b.commit()?;
     }
@@ -51,7 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("state fill: {rows} records in {:.2?} ({:.0} writes/s, batches of 5000)", fill, rows as f64 / fill.as_secs_f64());
 
     for (label, every) in [("all unchanged", 0u64), ("1 in 10 changed", 10)] {
-        let mut planner = Planner::new(&state, "bench", "mapping", "0.1.0")?;
+        let mut planner = Planner::new(state.sync("bench"), "mapping", "0.1.0")?;
         let t = Instant::now();
         let mut sent = 0usize;
         let mut i = 0;
@@ -67,7 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     )
                 })
                 .collect();
-            let planned = planner.plan_batch(&state, batch)?;
+            let planned = planner.plan_batch(state.sync("bench"), batch)?;
             sent += planned.iter().filter(|p| p.item.is_some()).count();
             i = end;
         }

@@ -1,17 +1,28 @@
-//! Host errors, grouped by what the caller should do.
+//! Host errors, grouped by what the caller should do. Every variant keeps its cause: the
+//! underlying error as a `#[source]` (or `#[from]`), or a structured value a caller can match on.
 
 use crate::contract::model::{ErrorCategory, ErrorCode, RecordError};
+use crate::egress::credentials::SecretError;
+use crate::state::StateError;
+use crate::sync::plan::PlanError;
+
+/// Any underlying error, kept whole for its chain of causes.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 /// A failure of the host or of a whole plugin call (not of one record).
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
-    /// The component file cannot be used; fix the path or rebuild it.
-    #[error("cannot load component {path}: {reason}")]
+    // ---- Fix the component: rebuild it or point the job at another file.
+    /// The component file cannot be used.
+    #[error("cannot load component {path}: {what}: {source}")]
     Load {
         /// The file.
         path: String,
-        /// Why.
-        reason: String,
+        /// Which step failed, and the fix.
+        what: &'static str,
+        /// The underlying error.
+        #[source]
+        source: Cause,
     },
     /// The component imports something outside the allowlist; it is refused.
     #[error("component {path} imports `{import}`, which destinations may not use (allowed: wasi:http, io, clocks, random, stdio and the contract's host interface)")]
@@ -21,15 +32,57 @@ pub enum HostError {
         /// The first forbidden import.
         import: String,
     },
-    /// The configuration is wrong; fix it.
+
+    // ---- Fix the job file or the operator's environment.
+    /// The job file cannot be read.
+    #[error("cannot read the job file {path}: {source}")]
+    JobRead {
+        /// The file.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The job file is not valid TOML of the expected shape.
+    #[error("job file {path}: {source}")]
+    JobParse {
+        /// The file.
+        path: String,
+        /// The parser's error, with the line and the key.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// The configuration is wrong (the message lists every problem with its fix).
     #[error("{0}")]
     Config(String),
+    /// The job's secret cannot be read.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// A run was asked for a tenant prepared without credentials (a dry run's tenant).
+    #[error("no API token available for tenant {tenant}")]
+    MissingCredentials {
+        /// The tenant.
+        tenant: String,
+    },
+
+    // ---- The host's own environment failed: fix the machine, then run again.
+    /// The engine or its linker cannot be set up.
+    #[error("cannot create the engine: {0}")]
+    Engine(#[source] Cause),
+    /// The sync state cannot be read or written.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Planning failed (state unreadable, or a bug pairing rows).
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+
+    // ---- The plugin failed this call: retried later, or fix the plugin.
     /// The plugin trapped, panicked, hit a limit or broke the contract; that call failed.
     #[error("plugin failed for tenant {tenant}: {reason}")]
     Plugin {
         /// The tenant.
         tenant: String,
-        /// What happened.
+        /// What happened (the trap's causes, without the guest backtrace).
         reason: String,
     },
     /// The call exceeded its wall-clock deadline.
@@ -43,9 +96,11 @@ pub enum HostError {
     /// The plugin reported a batch-level error (bad config, auth).
     #[error("{0}")]
     Batch(RecordError),
-    /// A source, state or report error.
-    #[error("{0}")]
-    Io(String),
+
+    // ---- Nothing to do: the run had already stopped for another reason.
+    /// The batch was not attempted because the run stopped.
+    #[error("the run stopped before this batch was sent")]
+    RunStopped,
 }
 
 impl HostError {
@@ -53,7 +108,13 @@ impl HostError {
     pub fn to_record_error(&self) -> RecordError {
         match self {
             HostError::Batch(e) => e.clone(),
-            HostError::Config(m) => RecordError::host(ErrorCode::InvalidConfig, ErrorCategory::FixConfig, m.clone()),
+            HostError::Config(_)
+            | HostError::Secret(_)
+            | HostError::MissingCredentials { .. }
+            | HostError::JobRead { .. }
+            | HostError::JobParse { .. } => {
+                RecordError::host(ErrorCode::InvalidConfig, ErrorCategory::FixConfig, self.to_string())
+            }
             HostError::Deadline { .. } => {
                 let mut e = RecordError::host(ErrorCode::Timeout, ErrorCategory::RetryLater, self.to_string());
                 e.retryable = true;

@@ -84,9 +84,9 @@ impl JobConfig {
     /// Read and parse a job file; relative paths become relative to its folder.
     pub fn load(path: &Path) -> Result<JobConfig, HostError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| HostError::Config(format!("cannot read the job file {}: {e}", path.display())))?;
+            .map_err(|source| HostError::JobRead { path: path.display().to_string(), source })?;
         let mut job: JobConfig = toml::from_str(&text)
-            .map_err(|e| HostError::Config(format!("job file {}: {e}", path.display())))?;
+            .map_err(|source| HostError::JobParse { path: path.display().to_string(), source })?;
         let base = path.parent().unwrap_or(Path::new("."));
         job.resolve_paths(base);
         Ok(job)

@@ -181,20 +181,20 @@ async fn mapping_and_component_changes_resend_and_preview_says_so() {
     // A new component version: state written by an older build (its fingerprints and meta).
     let old_version = "0.0.1 000000000000";
     {
-        let mut state = State::open(&fx.job.sync.state_dir).unwrap();
-        let meta = state.sync_meta(&fx.job.sync.id).unwrap().unwrap();
+        let state = State::open(&fx.job.sync.state_dir).unwrap();
+        let meta = state.sync(&fx.job.sync.id).meta().unwrap().unwrap();
         let records = fx.state();
         assert_eq!(records.len(), 20);
-        let mut b = state.batch().unwrap();
+        let mut b = state.sync(&fx.job.sync.id).batch().unwrap();
         for (key, r) in &records {
             let payload = r.payload.as_deref().unwrap();
             let fp = host_harness::fingerprint::fingerprint(payload, &meta.mapping_fingerprint, old_version);
-            b.record_success(&fx.job.sync.id, key, fp, payload, r.remote_id.as_deref(), Outcome::Updated).unwrap();
+            b.record_success(key, fp, payload, r.remote_id.as_deref(), Outcome::Updated).unwrap();
         }
         b.commit().unwrap();
-        state.set_sync_meta(&fx.job.sync.id, &meta.mapping_fingerprint, old_version).unwrap();
+        state.sync(&fx.job.sync.id).set_meta(&meta.mapping_fingerprint, old_version).unwrap();
         // The planner sees the version change.
-        let planner = plan::Planner::new(&state, &fx.job.sync.id, &meta.mapping_fingerprint, "0.0.2 111111111111").unwrap();
+        let planner = plan::Planner::new(state.sync(&fx.job.sync.id), &meta.mapping_fingerprint, "0.0.2 111111111111").unwrap();
         let change = planner.context_change().unwrap();
         assert!(!change.mapping_changed);
         assert_eq!(change.version_change, Some((old_version.to_string(), "0.0.2 111111111111".to_string())));
@@ -407,7 +407,7 @@ async fn killed_mid_run_then_rerun_syncs_every_row_exactly_once() {
         let report: Value = serde_json::from_slice(&std::fs::read(fx.path("report.json")).unwrap()).unwrap();
         assert_eq!(report["counts"]["unchanged"], ROWS as u64);
         let state = State::open(&fx.job.sync.state_dir).unwrap();
-        let runs = state.runs(&fx.job.sync.id, 10).unwrap();
+        let runs = state.sync(&fx.job.sync.id).runs(10).unwrap();
         assert_eq!(runs.iter().map(|r| r.status).collect::<Vec<_>>(), vec![RunStatus::Succeeded, RunStatus::Succeeded, RunStatus::Interrupted]);
         assert_eq!(state.integrity_check().unwrap(), "ok");
     }

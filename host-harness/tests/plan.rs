@@ -133,9 +133,9 @@ fn decide_covers_every_case() {
 
 /// Records a planned batch as the destination would confirm it: success for all.
 fn confirm_all(state: &mut State, sync: &str, planned: &[host_harness::sync::plan::Planned]) {
-    let mut b = state.batch().unwrap();
+    let mut b = state.sync(sync).batch().unwrap();
     for p in planned.iter().filter(|p| p.decision.sends()) {
-        b.record_success(sync, &p.key, p.fingerprint, &p.payload, Some(&format!("g-{}", p.key)), Outcome::Created).unwrap();
+        b.record_success(&p.key, p.fingerprint, &p.payload, Some(&format!("g-{}", p.key)), Outcome::Created).unwrap();
     }
     b.commit().unwrap();
 }
@@ -147,8 +147,8 @@ fn planner_walks_through_every_decision() {
     let sync = "s1";
 
     // Run 1: everything is new.
-    let mut p = Planner::new(&state, sync, "map-1", "0.1.0").unwrap();
-    let planned = p.plan_batch(&state, vec![pair("a", "{\"v\":1}"), pair("b", "{\"v\":1}"), pair("c", "{\"v\":1}"), pair("d", "{\"v\":1}")]).unwrap();
+    let mut p = Planner::new(state.sync(sync), "map-1", "0.1.0").unwrap();
+    let planned = p.plan_batch(state.sync(sync), vec![pair("a", "{\"v\":1}"), pair("b", "{\"v\":1}"), pair("c", "{\"v\":1}"), pair("d", "{\"v\":1}")]).unwrap();
     assert!(planned.iter().all(|x| x.decision == Decision::New));
     for x in &planned {
         let item = x.item.as_ref().unwrap();
@@ -161,14 +161,14 @@ fn planner_walks_through_every_decision() {
     confirm_all(&mut state, sync, &planned);
     // c fails validation with new data, d fails transiently with new data.
     let fp = Fingerprinter::new("map-1", "0.1.0");
-    state.record_failure(sync, "c", fp.fingerprint("{\"v\":\"bad\"}"), &validation_error(), false).unwrap();
-    state.record_failure(sync, "d", fp.fingerprint("{\"v\":2}"), &transient_error(), true).unwrap();
-    state.set_sync_meta(sync, "map-1", "0.1.0").unwrap();
+    state.sync(sync).record_failure("c", fp.fingerprint("{\"v\":\"bad\"}"), &validation_error(), false).unwrap();
+    state.sync(sync).record_failure("d", fp.fingerprint("{\"v\":2}"), &transient_error(), true).unwrap();
+    state.sync(sync).set_meta("map-1", "0.1.0").unwrap();
 
     // Run 2: a unchanged, b changed, c still invalid, d retried, e new.
-    let mut p = Planner::new(&state, sync, "map-1", "0.1.0").unwrap();
+    let mut p = Planner::new(state.sync(sync), "map-1", "0.1.0").unwrap();
     let planned = p
-        .plan_batch(&state, vec![pair("a", "{\"v\":1}"), pair("b", "{\"v\":2}"), pair("c", "{\"v\":\"bad\"}"), pair("d", "{\"v\":2}"), pair("e", "{}")])
+        .plan_batch(state.sync(sync), vec![pair("a", "{\"v\":1}"), pair("b", "{\"v\":2}"), pair("c", "{\"v\":\"bad\"}"), pair("d", "{\"v\":2}"), pair("e", "{}")])
         .unwrap();
     let decisions: Vec<_> = planned.iter().map(|x| (x.key.as_str(), x.decision)).collect();
     assert_eq!(decisions, [
@@ -193,8 +193,8 @@ fn planner_walks_through_every_decision() {
     assert_eq!((c.total(), c.to_send()), (5, 3));
 
     // Run 3: c's data is fixed → retried as changed since the failure.
-    let mut p = Planner::new(&state, sync, "map-1", "0.1.0").unwrap();
-    let planned = p.plan_batch(&state, vec![pair("c", "{\"v\":3}")]).unwrap();
+    let mut p = Planner::new(state.sync(sync), "map-1", "0.1.0").unwrap();
+    let planned = p.plan_batch(state.sync(sync), vec![pair("c", "{\"v\":3}")]).unwrap();
     assert_eq!(planned[0].decision, Decision::RetryFailed { reason: RetryReason::ChangedSinceFailure });
 }
 
@@ -204,23 +204,23 @@ fn mapping_or_version_change_resends_with_a_reason() {
     let mut state = State::open(&dir.0).unwrap();
     let sync = "s";
     let batch = || vec![pair("a", "{\"v\":1}"), pair("b", "{\"v\":1}"), pair("c", "{\"v\":1}")];
-    let mut p = Planner::new(&state, sync, "map-1", "0.1.0").unwrap();
-    let planned = p.plan_batch(&state, batch()).unwrap();
+    let mut p = Planner::new(state.sync(sync), "map-1", "0.1.0").unwrap();
+    let planned = p.plan_batch(state.sync(sync), batch()).unwrap();
     confirm_all(&mut state, sync, &planned);
     // c failed validation under the old context.
-    state.record_failure(sync, "c", Fingerprinter::new("map-1", "0.1.0").fingerprint("{\"v\":1}"), &validation_error(), false).unwrap();
-    state.set_sync_meta(sync, "map-1", "0.1.0").unwrap();
+    state.sync(sync).record_failure("c", Fingerprinter::new("map-1", "0.1.0").fingerprint("{\"v\":1}"), &validation_error(), false).unwrap();
+    state.sync(sync).set_meta("map-1", "0.1.0").unwrap();
 
     // Same context: nothing to do.
-    let mut p = Planner::new(&state, sync, "map-1", "0.1.0").unwrap();
-    p.plan_batch(&state, batch()).unwrap();
+    let mut p = Planner::new(state.sync(sync), "map-1", "0.1.0").unwrap();
+    p.plan_batch(state.sync(sync), batch()).unwrap();
     assert_eq!((p.counts().unchanged, p.counts().still_invalid, p.counts().to_send()), (2, 1, 0));
     assert_eq!(p.reason(), None);
     assert!(p.context_change().is_none());
 
     // Mapping changed: the same payloads are re-sent, and the validation failure is retried.
-    let mut p = Planner::new(&state, sync, "map-2", "0.1.0").unwrap();
-    let planned = p.plan_batch(&state, batch()).unwrap();
+    let mut p = Planner::new(state.sync(sync), "map-2", "0.1.0").unwrap();
+    let planned = p.plan_batch(state.sync(sync), batch()).unwrap();
     assert_eq!(planned[0].decision, Decision::Changed { cause: ChangeCause::Context });
     assert_eq!(planned[2].decision, Decision::RetryFailed { reason: RetryReason::ChangedSinceFailure });
     assert_eq!(p.counts().changed_by_context, 2);
@@ -228,21 +228,21 @@ fn mapping_or_version_change_resends_with_a_reason() {
     assert!(p.context_change().unwrap().mapping_changed);
 
     // Component version changed.
-    let mut p = Planner::new(&state, sync, "map-1", "0.2.0").unwrap();
-    p.plan_batch(&state, batch()).unwrap();
+    let mut p = Planner::new(state.sync(sync), "map-1", "0.2.0").unwrap();
+    p.plan_batch(state.sync(sync), batch()).unwrap();
     assert_eq!(p.reason().as_deref(), Some("component version changed (0.1.0 → 0.2.0): 2 records will be re-sent"));
     // Both.
-    let mut p = Planner::new(&state, sync, "map-9", "0.2.0").unwrap();
-    p.plan_batch(&state, vec![pair("a", "{\"v\":1}")]).unwrap();
+    let mut p = Planner::new(state.sync(sync), "map-9", "0.2.0").unwrap();
+    p.plan_batch(state.sync(sync), vec![pair("a", "{\"v\":1}")]).unwrap();
     assert_eq!(p.reason().as_deref(), Some("mapping and component version (0.1.0 → 0.2.0) changed: 1 record will be re-sent"));
 
     // After confirming under the new context and recording it, all is quiet again.
-    let mut p = Planner::new(&state, sync, "map-2", "0.1.0").unwrap();
-    let planned = p.plan_batch(&state, batch()).unwrap();
+    let mut p = Planner::new(state.sync(sync), "map-2", "0.1.0").unwrap();
+    let planned = p.plan_batch(state.sync(sync), batch()).unwrap();
     confirm_all(&mut state, sync, &planned);
-    state.set_sync_meta(sync, "map-2", "0.1.0").unwrap();
-    let mut p = Planner::new(&state, sync, "map-2", "0.1.0").unwrap();
-    p.plan_batch(&state, batch()).unwrap();
+    state.sync(sync).set_meta("map-2", "0.1.0").unwrap();
+    let mut p = Planner::new(state.sync(sync), "map-2", "0.1.0").unwrap();
+    p.plan_batch(state.sync(sync), batch()).unwrap();
     assert_eq!(p.counts().unchanged, 3);
     assert_eq!(p.reason(), None);
 }
@@ -251,32 +251,32 @@ fn mapping_or_version_change_resends_with_a_reason() {
 fn a_mispaired_batch_is_refused() {
     let dir = TempDir::new("pair");
     let state = State::open(&dir.0).unwrap();
-    let mut p = Planner::new(&state, "s", "m", "v").unwrap();
+    let mut p = Planner::new(state.sync("s"), "m", "v").unwrap();
     let (row, _) = pair("a", "{}");
     let (_, rec) = pair("b", "{}");
-    assert!(matches!(p.plan_batch(&state, vec![(row, rec)]), Err(PlanError::KeyMismatch { .. })));
+    assert!(matches!(p.plan_batch(state.sync("s"), vec![(row, rec)]), Err(PlanError::KeyMismatch { .. })));
 }
 
 #[test]
 fn planning_streams_batch_by_batch() {
     // 20 000 records in batches of 1 000: half confirmed before, one in ten of those changed.
     let dir = TempDir::new("stream");
-    let mut state = State::open(&dir.0).unwrap();
+    let state = State::open(&dir.0).unwrap();
     let fp = Fingerprinter::new("m", "v");
     let payload = |i: u32, version: u32| format!("{{\"email\":\"user{i}@example.com\",\"name\":\"User {i}\",\"v\":{version}}}");
-    let mut b = state.batch().unwrap();
+    let mut b = state.sync("s").batch().unwrap();
     for i in (0..20_000u32).step_by(2) {
         let p = payload(i, 1);
-        b.record_success("s", &format!("k{i}"), fp.fingerprint(&p), &p, Some(&format!("g{i}")), Outcome::Created).unwrap();
+        b.record_success(&format!("k{i}"), fp.fingerprint(&p), &p, Some(&format!("g{i}")), Outcome::Created).unwrap();
     }
     b.commit().unwrap();
-    let mut planner = Planner::new(&state, "s", "m", "v").unwrap();
+    let mut planner = Planner::new(state.sync("s"), "m", "v").unwrap();
     let mut to_send = 0;
     for chunk in 0..20u32 {
         let batch: Vec<_> = (chunk * 1000..(chunk + 1) * 1000)
             .map(|i| pair(&format!("k{i}"), &payload(i, if i % 20 == 0 { 2 } else { 1 })))
             .collect();
-        let planned = planner.plan_batch(&state, batch).unwrap();
+        let planned = planner.plan_batch(state.sync("s"), batch).unwrap();
         assert_eq!(planned.len(), 1000);
         to_send += planned.iter().filter(|p| p.item.is_some()).count();
     }

@@ -392,7 +392,7 @@ async fn a_run_that_fails_is_recorded_as_failed() {
     let t = prepare(&h, &bad).await;
     assert!(matches!(run(&h, &t, &bad).await, Err(HostError::Plugin { .. })));
     let state = host_harness::state::State::open(&bad.sync.state_dir).expect("state");
-    let runs = state.runs("failed-run", 10).expect("runs");
+    let runs = state.sync("failed-run").runs(10).expect("runs");
     assert_eq!(runs.len(), 1, "{runs:?}");
     assert_eq!(runs[0].status, host_harness::state::RunStatus::Failed, "{runs:?}");
     assert!(runs[0].message.as_deref().is_some_and(|m| m.contains("panic") || m.contains("unreachable")), "{runs:?}");

@@ -64,15 +64,15 @@ fn an_empty_file_is_migrated_and_reopening_keeps_data() {
     let dir = TempDir::new("reopen");
     std::fs::write(dir.0.join(STATE_FILE), b"").unwrap();
     {
-        let mut s = State::open(&dir.0).unwrap();
-        s.record_success("sync", "k1", fp(1), "{\"a\":1}", Some("remote-1"), Outcome::Created).unwrap();
-        s.set_sync_meta("sync", "map-1", "0.1.0").unwrap();
+        let s = State::open(&dir.0).unwrap();
+        s.sync("sync").record_success("k1", fp(1), "{\"a\":1}", Some("remote-1"), Outcome::Created).unwrap();
+        s.sync("sync").set_meta("map-1", "0.1.0").unwrap();
     }
     let s = State::open(&dir.0).unwrap();
     assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
-    let r = s.get("sync", "k1").unwrap().unwrap();
+    let r = s.sync("sync").get("k1").unwrap().unwrap();
     assert_eq!(r.remote_id.as_deref(), Some("remote-1"));
-    assert_eq!(s.sync_meta("sync").unwrap().unwrap().mapping_fingerprint, "map-1");
+    assert_eq!(s.sync("sync").meta().unwrap().unwrap().mapping_fingerprint, "map-1");
 }
 
 #[test]
@@ -91,7 +91,7 @@ fn a_version_1_file_is_migrated_without_losing_records() {
     drop(c);
     let s = State::open(&dir.0).unwrap();
     assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
-    let r = s.get("sync", "k1").unwrap().unwrap();
+    let r = s.sync("sync").get("k1").unwrap().unwrap();
     assert_eq!((r.fingerprint, r.remote_id.as_deref(), r.payload.as_deref()), (Some(fp(4)), Some("remote-1"), Some("{\"a\":1}")));
     assert_eq!(s.integrity_check().unwrap(), "ok");
 }
@@ -121,11 +121,11 @@ fn newer_and_foreign_files_are_refused() {
 #[test]
 fn success_then_failures_then_success() {
     let dir = TempDir::new("cycle");
-    let mut s = State::open(&dir.0).unwrap();
-    assert!(s.get("sync", "k").unwrap().is_none());
+    let s = State::open(&dir.0).unwrap();
+    assert!(s.sync("sync").get("k").unwrap().is_none());
 
-    s.record_success("sync", "k", fp(1), "{\"v\":1}", Some("g-1"), Outcome::Created).unwrap();
-    let r = s.get("sync", "k").unwrap().unwrap();
+    s.sync("sync").record_success("k", fp(1), "{\"v\":1}", Some("g-1"), Outcome::Created).unwrap();
+    let r = s.sync("sync").get("k").unwrap().unwrap();
     assert_eq!(r.key, "k");
     assert_eq!(r.fingerprint, Some(fp(1)));
     assert_eq!(r.payload.as_deref(), Some("{\"v\":1}"));
@@ -138,8 +138,8 @@ fn success_then_failures_then_success() {
     assert!(first_seen.ends_with('Z') && first_seen.contains('T'), "{first_seen}");
 
     // A validation failure for new data keeps what was confirmed.
-    s.record_failure("sync", "k", fp(2), &rejected("email is invalid"), false).unwrap();
-    let r = s.get("sync", "k").unwrap().unwrap();
+    s.sync("sync").record_failure("k", fp(2), &rejected("email is invalid"), false).unwrap();
+    let r = s.sync("sync").get("k").unwrap().unwrap();
     assert_eq!(r.last_outcome, Outcome::Failed);
     assert_eq!(r.fingerprint, Some(fp(1)), "confirmed fingerprint kept");
     assert_eq!(r.payload.as_deref(), Some("{\"v\":1}"));
@@ -152,14 +152,14 @@ fn success_then_failures_then_success() {
     assert_eq!(e.message, "email is invalid");
     assert_eq!(r.attempts, 1);
 
-    s.record_failure("sync", "k", fp(2), &server_error(), true).unwrap();
-    let r = s.get("sync", "k").unwrap().unwrap();
+    s.sync("sync").record_failure("k", fp(2), &server_error(), true).unwrap();
+    let r = s.sync("sync").get("k").unwrap().unwrap();
     assert_eq!(r.attempts, 2);
     assert!(r.last_error.as_ref().unwrap().retryable);
 
     // Success without an id keeps the known id and clears the error.
-    s.record_success("sync", "k", fp(2), "{\"v\":2}", None, Outcome::Updated).unwrap();
-    let r = s.get("sync", "k").unwrap().unwrap();
+    s.sync("sync").record_success("k", fp(2), "{\"v\":2}", None, Outcome::Updated).unwrap();
+    let r = s.sync("sync").get("k").unwrap().unwrap();
     assert_eq!(r.last_outcome, Outcome::Updated);
     assert_eq!(r.remote_id.as_deref(), Some("g-1"));
     assert_eq!(r.fingerprint, Some(fp(2)));
@@ -168,33 +168,33 @@ fn success_then_failures_then_success() {
     assert_eq!(r.first_seen, first_seen);
 
     // A first attempt that fails leaves no confirmed data.
-    s.record_failure("sync", "new", fp(9), &server_error(), true).unwrap();
-    let r = s.get("sync", "new").unwrap().unwrap();
+    s.sync("sync").record_failure("new", fp(9), &server_error(), true).unwrap();
+    let r = s.sync("sync").get("new").unwrap().unwrap();
     assert_eq!((r.fingerprint, r.payload, r.remote_id, r.attempts), (None, None, None, 1));
-    assert_eq!(s.failures("sync", 10).unwrap().iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["new"]);
+    assert_eq!(s.sync("sync").failures(10).unwrap().iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["new"]);
 
     // Syncs are separate.
-    assert!(s.get("other", "k").unwrap().is_none());
-    assert_eq!(s.record_count("sync").unwrap(), 2);
+    assert!(s.sync("other").get("k").unwrap().is_none());
+    assert_eq!(s.sync("sync").record_count().unwrap(), 2);
 
     // A "success" with outcome failed is a usage error.
-    assert!(matches!(s.record_success("sync", "x", fp(1), "{}", None, Outcome::Failed), Err(StateError::Usage(_))));
+    assert!(matches!(s.sync("sync").record_success("x", fp(1), "{}", None, Outcome::Failed), Err(StateError::Usage(_))));
 }
 
 #[test]
 fn get_many_spans_chunks_and_skips_unknown_keys() {
     let dir = TempDir::new("many");
-    let mut s = State::open(&dir.0).unwrap();
-    let mut b = s.batch().unwrap();
+    let s = State::open(&dir.0).unwrap();
+    let mut b = s.sync("sync").batch().unwrap();
     for i in 0..1000u32 {
         if i % 3 != 0 {
-            b.record_success("sync", &format!("k{i}"), fp((i % 250) as u8), &format!("{{\"i\":{i}}}"), Some(&format!("g{i}")), Outcome::Created)
+            b.record_success(&format!("k{i}"), fp((i % 250) as u8), &format!("{{\"i\":{i}}}"), Some(&format!("g{i}")), Outcome::Created)
                 .unwrap();
         }
     }
     b.commit().unwrap();
     let keys: Vec<String> = (0..1000).map(|i| format!("k{i}")).collect();
-    let got = s.get_many("sync", &keys).unwrap();
+    let got = s.sync("sync").get_many(&keys).unwrap();
     assert_eq!(got.len(), 666);
     for i in 0..1000u32 {
         let k = format!("k{i}");
@@ -208,68 +208,68 @@ fn get_many_spans_chunks_and_skips_unknown_keys() {
         }
     }
     // Small and empty lookups, and repeated keys.
-    assert_eq!(s.get_many("sync", &["k1", "k1", "k3"]).unwrap().len(), 1);
-    assert!(s.get_many::<&str>("sync", &[]).unwrap().is_empty());
-    assert!(s.get_many("other", &["k1"]).unwrap().is_empty());
+    assert_eq!(s.sync("sync").get_many(&["k1", "k1", "k3"]).unwrap().len(), 1);
+    assert!(s.sync("sync").get_many::<&str>(&[]).unwrap().is_empty());
+    assert!(s.sync("other").get_many(&["k1"]).unwrap().is_empty());
 }
 
 #[test]
 fn a_batch_is_all_or_nothing() {
     let dir = TempDir::new("batch");
-    let mut s = State::open(&dir.0).unwrap();
+    let s = State::open(&dir.0).unwrap();
     {
-        let mut b = s.batch().unwrap();
+        let mut b = s.sync("sync").batch().unwrap();
         for i in 0..100 {
-            b.record_success("sync", &format!("k{i}"), fp(1), "{}", None, Outcome::Created).unwrap();
+            b.record_success(&format!("k{i}"), fp(1), "{}", None, Outcome::Created).unwrap();
         }
-        b.record_failure("sync", "bad", fp(2), &server_error(), true).unwrap();
+        b.record_failure("bad", fp(2), &server_error(), true).unwrap();
         // dropped without commit
     }
-    assert_eq!(s.record_count("sync").unwrap(), 0);
-    let mut b = s.batch().unwrap();
+    assert_eq!(s.sync("sync").record_count().unwrap(), 0);
+    let mut b = s.sync("sync").batch().unwrap();
     for i in 0..100 {
-        b.record_success("sync", &format!("k{i}"), fp(1), "{}", None, Outcome::Created).unwrap();
+        b.record_success(&format!("k{i}"), fp(1), "{}", None, Outcome::Created).unwrap();
     }
     b.commit().unwrap();
-    assert_eq!(s.record_count("sync").unwrap(), 100);
+    assert_eq!(s.sync("sync").record_count().unwrap(), 100);
     // Another connection sees the same.
     let other = State::open(&dir.0).unwrap();
-    assert_eq!(other.record_count("sync").unwrap(), 100);
+    assert_eq!(other.sync("sync").record_count().unwrap(), 100);
 }
 
 #[test]
 fn runs_and_disappeared_keys() {
     let dir = TempDir::new("runs");
-    let mut s = State::open(&dir.0).unwrap();
-    let run1 = s.start_run("sync").unwrap();
+    let s = State::open(&dir.0).unwrap();
+    let run1 = s.sync("sync").start_run().unwrap();
     for k in ["a", "b", "c"] {
-        s.record_success("sync", k, fp(1), "{}", None, Outcome::Created).unwrap();
+        s.sync("sync").record_success(k, fp(1), "{}", None, Outcome::Created).unwrap();
     }
     let counts = RunCounts { rows_read: 3, planned_new: 3, created: 3, requests: 6, ..RunCounts::default() };
     s.finish_run(run1, RunStatus::Succeeded, &counts, None).unwrap();
 
     // Disappeared keys: those in state that the run's source keys do not hold.
-    let run2 = s.start_run("sync").unwrap();
+    let run2 = s.sync("sync").start_run().unwrap();
     assert!(run2 > run1);
     let source = ["a", "c", "never-synced"];
-    assert_eq!(s.count_keys_absent("sync", |k| source.contains(&k)).unwrap(), 1, "b left the source");
-    assert_eq!(s.count_keys_absent("sync", |_| true).unwrap(), 0);
-    assert_eq!(s.count_keys_absent("sync", |_| false).unwrap(), 3);
-    assert_eq!(s.count_keys_absent("other", |_| false).unwrap(), 0, "per sync");
-    assert_eq!(s.forget("sync", &["b"]).unwrap(), 1);
-    assert_eq!(s.count_keys_absent("sync", |k| source.contains(&k)).unwrap(), 0);
+    assert_eq!(s.sync("sync").count_keys_absent(|k| source.contains(&k)).unwrap(), 1, "b left the source");
+    assert_eq!(s.sync("sync").count_keys_absent(|_| true).unwrap(), 0);
+    assert_eq!(s.sync("sync").count_keys_absent(|_| false).unwrap(), 3);
+    assert_eq!(s.sync("other").count_keys_absent(|_| false).unwrap(), 0, "per sync");
+    assert_eq!(s.sync("sync").forget(&["b"]).unwrap(), 1);
+    assert_eq!(s.sync("sync").count_keys_absent(|k| source.contains(&k)).unwrap(), 0);
     s.update_run(run2, &RunCounts { rows_read: 2, ..RunCounts::default() }).unwrap();
     assert_eq!(s.run(run2).unwrap().unwrap().status, RunStatus::Running);
 
     // A run left running (its process died) is marked interrupted by the next start.
-    let run3 = s.start_run("sync").unwrap();
+    let run3 = s.sync("sync").start_run().unwrap();
     let r2 = s.run(run2).unwrap().unwrap();
     assert_eq!(r2.status, RunStatus::Interrupted);
     assert_eq!(r2.counts.rows_read, 2, "progress counters survive");
     assert!(r2.finished_at.is_some());
     s.finish_run(run3, RunStatus::Failed, &RunCounts::default(), Some("authentication failed")).unwrap();
 
-    let runs = s.runs("sync", 10).unwrap();
+    let runs = s.sync("sync").runs(10).unwrap();
     assert_eq!(runs.iter().map(|r| (r.run_id, r.status)).collect::<Vec<_>>(), [
         (run3, RunStatus::Failed),
         (run2, RunStatus::Interrupted),
@@ -277,18 +277,18 @@ fn runs_and_disappeared_keys() {
     ]);
     assert_eq!(runs[2].counts, counts);
     assert_eq!(runs[0].message.as_deref(), Some("authentication failed"));
-    assert!(s.runs("other", 10).unwrap().is_empty());
+    assert!(s.sync("other").runs(10).unwrap().is_empty());
     assert!(matches!(s.finish_run(9999, RunStatus::Succeeded, &counts, None), Err(StateError::Usage(_))));
 }
 
 #[test]
 fn sync_meta_round_trip() {
     let dir = TempDir::new("meta");
-    let mut s = State::open(&dir.0).unwrap();
-    assert!(s.sync_meta("sync").unwrap().is_none());
-    s.set_sync_meta("sync", "m1", "0.1.0").unwrap();
-    s.set_sync_meta("sync", "m2", "0.2.0").unwrap();
-    let m = s.sync_meta("sync").unwrap().unwrap();
+    let s = State::open(&dir.0).unwrap();
+    assert!(s.sync("sync").meta().unwrap().is_none());
+    s.sync("sync").set_meta("m1", "0.1.0").unwrap();
+    s.sync("sync").set_meta("m2", "0.2.0").unwrap();
+    let m = s.sync("sync").meta().unwrap().unwrap();
     assert_eq!((m.mapping_fingerprint.as_str(), m.component_version.as_str()), ("m2", "0.2.0"));
     assert!(!m.updated_at.is_empty());
 }
@@ -317,11 +317,11 @@ fn gen_fp(generation: u32) -> Fingerprint {
 fn kill_child_writer() {
     let Ok(dir) = std::env::var(CHILD_ENV) else { return };
     let pause_mid_batch = std::env::var("HH_STATE_KILL_PAUSE").is_ok();
-    let mut s = State::open(&dir).unwrap();
+    let s = State::open(&dir).unwrap();
     for generation in 1.. {
-        let mut b = s.batch().unwrap();
+        let mut b = s.sync("kill").batch().unwrap();
         for i in 0..KEYS {
-            b.record_success("kill", &format!("k{i:05}"), gen_fp(generation), &payload(generation, i), Some(&format!("g{generation}")), Outcome::Updated)
+            b.record_success(&format!("k{i:05}"), gen_fp(generation), &payload(generation, i), Some(&format!("g{generation}")), Outcome::Updated)
                 .unwrap();
             if i == KEYS / 2 && generation >= 3 {
                 println!("MID {generation}");
@@ -341,7 +341,7 @@ fn check_consistent(dir: &std::path::Path, at_least: u32) -> u32 {
     let s = State::open(dir).unwrap();
     assert_eq!(s.integrity_check().unwrap(), "ok");
     let keys: Vec<String> = (0..KEYS).map(|i| format!("k{i:05}")).collect();
-    let all = s.get_many("kill", &keys).unwrap();
+    let all = s.sync("kill").get_many(&keys).unwrap();
     assert_eq!(all.len(), KEYS as usize, "every key of a committed batch is there");
     let generation = all["k00000"].fingerprint.map(|f| u32::from_le_bytes(f.0[..4].try_into().unwrap())).unwrap();
     assert!(generation >= at_least, "generation {generation} < committed {at_least}");
@@ -397,6 +397,6 @@ fn killed_mid_batch_leaves_consistent_state() {
     let generation = check_consistent(&dir.0, committed);
     assert!(generation >= 4);
     // And the state is writable again.
-    let mut s = State::open(&dir.0).unwrap();
-    s.record_success("kill", "after", gen_fp(0), "{}", None, Outcome::Created).unwrap();
+    let s = State::open(&dir.0).unwrap();
+    s.sync("kill").record_success("after", gen_fp(0), "{}", None, Outcome::Created).unwrap();
 }

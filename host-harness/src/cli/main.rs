@@ -132,6 +132,9 @@ async fn main_inner(cli: Cli) -> Result<bool, String> {
             let harness = Harness::for_job(&job).map_err(|e| e.to_string())?;
             let tenant = harness.prepare(&job, &opts).await.map_err(|e| e.to_string())?;
             let report = harness.run(&tenant, &job, &opts).await.map_err(|e| e.to_string())?;
+            for record in &report.preview {
+                println!("{}", record.render());
+            }
             println!("{}", report.summary());
             Ok(true)
         }

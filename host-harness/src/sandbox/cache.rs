@@ -7,16 +7,12 @@ use std::sync::atomic::Ordering;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-fn wt(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
 /// The component compiled from `bytes`: loaded from `cache_dir` when this exact file was compiled
 /// before by a compatible engine, else compiled (and written to the cache). `true` when it came
 /// from the cache.
-pub fn compile_cached(engine: &Engine, cache_dir: Option<&Path>, bytes: &[u8], hash: &str) -> Result<(Component, bool), String> {
+pub fn compile_cached(engine: &Engine, cache_dir: Option<&Path>, bytes: &[u8], hash: &str) -> wasmtime::Result<(Component, bool)> {
     let Some(dir) = cache_dir else {
-        return Component::new(engine, bytes).map(|c| (c, false)).map_err(wt);
+        return Component::new(engine, bytes).map(|c| (c, false));
     };
     // The key covers the component bytes and everything about the engine that affects
     // compiled code, so a wasmtime upgrade or a config change never loads a stale artifact.
@@ -33,7 +29,7 @@ pub fn compile_cached(engine: &Engine, cache_dir: Option<&Path>, bytes: &[u8], h
             Err(e) => tracing::warn!("ignoring unusable cache entry {}: {e}", file.display()),
         }
     }
-    let component = Component::new(engine, bytes).map_err(wt)?;
+    let component = Component::new(engine, bytes)?;
     if let Ok(serialized) = component.serialize() {
         // Unique per process and per write: two runtimes of one process compiling the same
         // component at once must not write (and truncate) the same temporary file.

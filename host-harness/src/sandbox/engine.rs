@@ -12,7 +12,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
 use crate::contract::bindings::{PluginHostViewPre as PluginPre, host_iface};
-use crate::error::HostError;
+use crate::error::{Cause, HostError};
 use crate::sandbox::instance::{Plugin, TenantState};
 use crate::sandbox::limits::Limits;
 use crate::sandbox::{cache, imports};
@@ -68,10 +68,6 @@ pub struct Runtime {
     _ticker: EpochTicker,
 }
 
-fn wt(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
 impl Runtime {
     /// Build the engine and the linker.
     pub fn new(config: RuntimeConfig) -> Result<Runtime, HostError> {
@@ -88,9 +84,9 @@ impl Runtime {
             c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
             c.memory_reservation(config.limits.memory_bytes() as u64);
         }
-        let engine = Engine::new(&c).map_err(|e| HostError::Config(format!("cannot create the engine: {e}")))?;
+        let engine = Engine::new(&c).map_err(|e| HostError::Engine(e.into()))?;
         let mut linker = Linker::new(&engine);
-        let link = |r: wasmtime::Result<()>| r.map_err(|e| HostError::Config(format!("cannot link WASI: {e}")));
+        let link = |r: wasmtime::Result<()>| r.map_err(|e| HostError::Engine(e.into()));
         link(wasmtime_wasi::p2::add_to_linker_async(&mut linker))?;
         link(wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))?;
         link(host_iface::add_to_linker::<TenantState, HasSelf<TenantState>>(&mut linker, |s| s))?;
@@ -107,21 +103,23 @@ impl Runtime {
     /// engine, else compile (and cache). Then check its imports and pre-instantiate it.
     pub fn load(&self, path: &Path) -> Result<Plugin, HostError> {
         let shown = path.display().to_string();
-        let load_err = |reason: String| HostError::Load { path: shown.clone(), reason };
-        let bytes = std::fs::read(path).map_err(|e| {
-            load_err(format!("{e}; build it first (see README: cargo xtask build)"))
-        })?;
+        let load_err = |what: &'static str| {
+            let path = shown.clone();
+            move |source: Cause| HostError::Load { path, what, source }
+        };
+        let bytes = std::fs::read(path)
+            .map_err(|e| load_err("cannot read it; build it first (see README: cargo xtask build)")(e.into()))?;
         let hash = hex::encode(Sha256::digest(&bytes));
         let (component, from_cache) =
-            cache::compile_cached(&self.engine, self.config.cache_dir.as_deref(), &bytes, &hash).map_err(load_err)?;
+            cache::compile_cached(&self.engine, self.config.cache_dir.as_deref(), &bytes, &hash).map_err(|e| load_err("cannot compile it")(e.into()))?;
 
         let ty = component.component_type();
         let names: Vec<String> = ty.imports(&self.engine).map(|(n, _)| n.to_string()).collect();
         if let Some(import) = imports::first_forbidden(names.iter().map(String::as_str)) {
             return Err(HostError::ForbiddenImport { path: shown, import });
         }
-        let pre = self.linker.instantiate_pre(&component).map_err(|e| load_err(wt(e)))?;
-        let pre = PluginPre::new(pre).map_err(|e| load_err(format!("it does not export the destination contract: {e}")))?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| load_err("cannot link its imports")(e.into()))?;
+        let pre = PluginPre::new(pre).map_err(|e| load_err("it does not export the destination contract")(e.into()))?;
         Ok(Plugin::new(self.engine.clone(), pre, hash, from_cache, self.config.limits.clone()))
     }
 }

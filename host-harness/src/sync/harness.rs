@@ -164,7 +164,7 @@ impl Harness {
                         tracing::debug!("no token for a dry run: {e}");
                         None
                     }
-                    Err(e) => return Err(HostError::Config(e.to_string())),
+                    Err(e) => return Err(e.into()),
                 }
             }
         };

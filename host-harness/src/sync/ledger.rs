@@ -13,10 +13,6 @@ use crate::source::KeyChecker;
 use crate::state::{RunCounts, RunId, RunStatus, State};
 use crate::sync::Tenant;
 
-fn io(e: impl std::fmt::Display) -> HostError {
-    HostError::Io(format!("sync state: {e}"))
-}
-
 /// State and planner of one run.
 pub struct Ledger {
     state: Mutex<State>,
@@ -30,13 +26,13 @@ pub struct Ledger {
 impl Ledger {
     /// Open the job's state; a real run also starts a run record.
     pub fn open(job: &JobConfig, tenant: &Tenant, dry_run: bool) -> Result<Ledger, HostError> {
-        let mut state = State::open(&job.sync.state_dir).map_err(io)?;
+        let state = State::open(&job.sync.state_dir)?;
         // The component version covers the plugin's own version and its exact build, so a
         // rebuilt component re-sends what it would now map differently.
         let component_version = format!("{} {}", tenant.spec.version, &tenant.plugin.hash()[..12]);
         let mapping_fingerprint = mapping_fingerprint(tenant.mode, &tenant.mapping, &tenant.settings);
-        let planner = Planner::new(&state, &tenant.sync_id, &mapping_fingerprint, &component_version).map_err(io)?;
-        let run_id = if dry_run { None } else { Some(state.start_run(&tenant.sync_id).map_err(io)?) };
+        let planner = Planner::new(state.sync(&tenant.sync_id), &mapping_fingerprint, &component_version)?;
+        let run_id = if dry_run { None } else { Some(state.sync(&tenant.sync_id).start_run()?) };
         Ok(Ledger {
             state: Mutex::new(state),
             planner: Mutex::new(planner),
@@ -50,7 +46,7 @@ impl Ledger {
     /// Plan one chunk (in row order). Reads state only: an unchanged row costs no write.
     pub fn plan(&self, batch: Vec<(Row, MappedRecord)>) -> Result<Vec<Planned>, HostError> {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        self.planner.lock().unwrap_or_else(|p| p.into_inner()).plan_batch(&state, batch).map_err(io)
+        Ok(self.planner.lock().unwrap_or_else(|p| p.into_inner()).plan_batch(state.sync(&self.sync_id), batch)?)
     }
 
     /// Record confirmed and finally failed records, in one transaction.
@@ -62,16 +58,16 @@ impl Ledger {
         if self.run_id.is_none() {
             return Ok(());
         }
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let mut b = state.batch().map_err(io)?;
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut b = state.sync(&self.sync_id).batch()?;
         for (key, fp, r) in confirmed {
             let payload = r.confirmed_payload.as_deref().unwrap_or_default();
-            b.record_success(&self.sync_id, key, *fp, payload, r.remote_id.as_deref(), r.outcome).map_err(io)?;
+            b.record_success(key, *fp, payload, r.remote_id.as_deref(), r.outcome)?;
         }
         for (key, fp, e) in failed {
-            b.record_failure(&self.sync_id, key, *fp, e, e.retryable).map_err(io)?;
+            b.record_failure(key, *fp, e, e.retryable)?;
         }
-        b.commit().map_err(io)
+        Ok(b.commit()?)
     }
 
     /// The planner's counters so far (new, changed, unchanged, retried, still invalid).
@@ -95,13 +91,14 @@ impl Ledger {
         source_keys: Option<&KeyChecker>,
     ) -> Result<u64, HostError> {
         let Some(run) = self.run_id else { return Ok(0) };
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let sync = state.sync(&self.sync_id);
         let disappeared = match (aborted, source_keys) {
-            (None, Some(keys)) => state.count_keys_absent(&self.sync_id, |k| keys.contains(k)).map_err(io)?,
+            (None, Some(keys)) => sync.count_keys_absent(|k| keys.contains(k))?,
             _ => 0,
         };
         if aborted.is_none() {
-            state.set_sync_meta(&self.sync_id, &self.mapping_fingerprint, &self.component_version).map_err(io)?;
+            sync.set_meta(&self.mapping_fingerprint, &self.component_version)?;
         }
         let rc = RunCounts {
             rows_read: counts.rows,
@@ -118,7 +115,7 @@ impl Ledger {
             ..RunCounts::default()
         };
         let status = if aborted.is_some() { RunStatus::Failed } else { RunStatus::Succeeded };
-        state.finish_run(run, status, &rc, aborted).map_err(io)?;
+        state.finish_run(run, status, &rc, aborted)?;
         Ok(disappeared)
     }
 }

@@ -20,7 +20,7 @@
 
 use crate::contract::model::{MappedRecord, Outcome, Row, SyncItem};
 use crate::fingerprint::{Fingerprint, Fingerprinter};
-use crate::state::{LastError, RecordState, State, StateError};
+use crate::state::{LastError, RecordState, StateError, SyncState};
 
 /// Why a record is re-sent after a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -188,24 +188,22 @@ pub enum PlanError {
 
 /// Plans one sync run batch by batch.
 pub struct Planner {
-    sync_id: String,
     fingerprinter: Fingerprinter,
     context_change: Option<ContextChange>,
     counts: PlanCounts,
 }
 
 impl Planner {
-    /// A planner for `sync_id` in the given context; reads the sync's metadata to tell whether
+    /// A planner for one sync in the given context; reads the sync's metadata to tell whether
     /// the mapping or component version changed since its last run.
-    pub fn new(state: &State, sync_id: &str, mapping_fingerprint: &str, component_version: &str) -> Result<Planner, PlanError> {
-        let context_change = state.sync_meta(sync_id)?.and_then(|m| {
+    pub fn new(sync: SyncState<'_>, mapping_fingerprint: &str, component_version: &str) -> Result<Planner, PlanError> {
+        let context_change = sync.meta()?.and_then(|m| {
             let mapping_changed = m.mapping_fingerprint != mapping_fingerprint;
             let version_change = (m.component_version != component_version)
                 .then(|| (m.component_version.clone(), component_version.to_string()));
             (mapping_changed || version_change.is_some()).then_some(ContextChange { mapping_changed, version_change })
         });
         Ok(Planner {
-            sync_id: sync_id.to_string(),
             fingerprinter: Fingerprinter::new(mapping_fingerprint, component_version),
             context_change,
             counts: PlanCounts::default(),
@@ -218,14 +216,14 @@ impl Planner {
     }
 
     /// Plans a batch: one state query per 256 keys, one [`Planned`] per input, in order.
-    pub fn plan_batch(&mut self, state: &State, batch: Vec<(Row, MappedRecord)>) -> Result<Vec<Planned>, PlanError> {
+    pub fn plan_batch(&mut self, sync: SyncState<'_>, batch: Vec<(Row, MappedRecord)>) -> Result<Vec<Planned>, PlanError> {
         for (row, rec) in &batch {
             if row.key != rec.key {
                 return Err(PlanError::KeyMismatch { row: row.key.clone(), record: rec.key.clone() });
             }
         }
         let keys: Vec<&str> = batch.iter().map(|(_, r)| r.key.as_str()).collect();
-        let mut known = state.get_many(&self.sync_id, &keys)?;
+        let mut known = sync.get_many(&keys)?;
         let context_changed = self.context_change.is_some();
         let mut out = Vec::with_capacity(batch.len());
         for (row, rec) in batch {

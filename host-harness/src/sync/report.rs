@@ -96,6 +96,31 @@ impl FailedRecord {
     }
 }
 
+/// A mapped record a preview shows: what a sync would send for it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PreviewRecord {
+    /// The row key.
+    pub key: String,
+    /// Why it would be sent (`new`, `changed`, `retry`, …).
+    pub decision: &'static str,
+    /// The payload as the plugin mapped it (canonical JSON).
+    pub payload: serde_json::Value,
+}
+
+impl PreviewRecord {
+    /// From a planned record's canonical payload (kept as text when it is not JSON).
+    pub fn new(key: &str, decision: &'static str, payload: &str) -> Self {
+        let payload = serde_json::from_str(payload).unwrap_or_else(|_| serde_json::Value::String(payload.to_string()));
+        PreviewRecord { key: key.to_string(), decision, payload }
+    }
+
+    /// The record as a person reads it: its key, why it would be sent, the pretty payload.
+    pub fn render(&self) -> String {
+        let pretty = serde_json::to_string_pretty(&self.payload).unwrap_or_default();
+        format!("row {} ({}) would be sent as:\n{pretty}", self.key, self.decision)
+    }
+}
+
 /// The whole run report.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
@@ -130,6 +155,9 @@ pub struct RunReport {
     pub aborted: Option<String>,
     /// Notes (mapping or component changes, disappeared rows).
     pub notes: Vec<String>,
+    /// Mapped records a preview shows (`--rows`), empty for a sync.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub preview: Vec<PreviewRecord>,
     /// Every record that failed or was rejected.
     pub failures: Vec<FailedRecord>,
 }

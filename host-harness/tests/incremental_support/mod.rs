@@ -291,7 +291,7 @@ impl Fixture {
     pub fn state(&self) -> HashMap<String, RecordState> {
         let state = State::open(&self.job.sync.state_dir).unwrap();
         let keys: Vec<&str> = self.rows.iter().map(|r| r.id.as_str()).collect();
-        state.get_many(&self.job.sync.id, &keys).unwrap()
+        state.sync(&self.job.sync.id).get_many(&keys).unwrap()
     }
 
     /// The Gladly id of the live profile holding `email`.

@@ -979,7 +979,7 @@ async fn planning(a: &Args) -> Result<Value> {
     let fper = host_harness::fingerprint::Fingerprinter::new(&mapping_fp, &version);
     let t = Instant::now();
     {
-        let mut state = State::open(&job.sync.state_dir)?;
+        let state = State::open(&job.sync.state_dir)?;
         let src = host_harness::source::open(&job.source)?;
         for chunk in host_harness::source::batches(src, 1000) {
             let rows: Vec<host_harness::contract::model::Row> = chunk?
@@ -990,14 +990,14 @@ async fn planning(a: &Args) -> Result<Value> {
                 })
                 .collect();
             let mapped = plugin.map_rows("bench", &tenant.settings, &tenant.mapping, rows).await?;
-            let mut b = state.batch()?;
+            let mut b = state.sync("planning").batch()?;
             for m in mapped.into_iter().flatten() {
                 let id = format!("retl-{}", m.key);
-                b.record_success("planning", &m.key, fper.fingerprint(&m.payload), &m.payload, Some(&id), Outcome::Created)?;
+                b.record_success(&m.key, fper.fingerprint(&m.payload), &m.payload, Some(&id), Outcome::Created)?;
             }
             b.commit()?;
         }
-        state.set_sync_meta("planning", &mapping_fp, &version)?;
+        state.sync("planning").set_meta(&mapping_fp, &version)?;
     }
     let fill_secs = t.elapsed().as_secs_f64();
     let hwm_fill = proc_kib("VmHWM:");

@@ -1,0 +1,110 @@
+//! Writing records: confirmed and failed outcomes of one sync, many per transaction.
+
+use rusqlite::params;
+
+use crate::contract::model::{Outcome, RecordError};
+use crate::fingerprint::Fingerprint;
+use crate::state::StateError;
+use crate::state::records::outcome_label;
+use crate::state::schema::NOW;
+
+/// Many writes for one sync in one transaction. Commit with [`SyncBatch::commit`]; dropped
+/// uncommitted, it rolls back and state is as before it.
+pub struct SyncBatch<'a> {
+    pub(crate) tx: rusqlite::Transaction<'a>,
+    pub(crate) sync_id: &'a str,
+    pub(crate) path: String,
+}
+
+impl SyncBatch<'_> {
+    pub(crate) fn err(&self, context: &'static str) -> impl Fn(rusqlite::Error) -> StateError + '_ {
+        move |source| StateError::Sqlite { path: self.path.clone(), context, source }
+    }
+
+    /// A confirmed write: the destination now holds `payload` (fingerprint `fingerprint`).
+    /// Clears the last error and the attempt count; keeps the known remote id when `remote_id`
+    /// is `None`. `Skipped` counts as handled: the same data will not be sent again.
+    pub fn record_success(
+        &mut self,
+        key: &str,
+        fingerprint: Fingerprint,
+        payload: &str,
+        remote_id: Option<&str>,
+        outcome: Outcome,
+    ) -> Result<(), StateError> {
+        if outcome == Outcome::Failed {
+            return Err(StateError::Usage(format!("record_success for `{key}` with outcome failed; use record_failure")));
+        }
+        let mut stmt = self
+            .tx
+            .prepare_cached(&format!(
+                "INSERT INTO records (sync_id, record_key, fingerprint, payload, remote_id, last_outcome,
+                    error_code, error_message, error_field, error_status, error_retryable, failed_fingerprint,
+                    attempts, first_seen, last_synced, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, NULL, NULL, NULL, NULL, NULL, 0, {NOW}, {NOW}, {NOW})
+                 ON CONFLICT (sync_id, record_key) DO UPDATE SET
+                    fingerprint = excluded.fingerprint, payload = excluded.payload,
+                    remote_id = COALESCE(excluded.remote_id, records.remote_id),
+                    last_outcome = excluded.last_outcome,
+                    error_code = NULL, error_message = NULL, error_field = NULL, error_status = NULL,
+                    error_retryable = NULL, failed_fingerprint = NULL, attempts = 0,
+                    last_synced = excluded.last_synced, updated_at = excluded.updated_at"
+            ))
+            .map_err(self.err("preparing a success write"))?;
+        stmt.execute(params![self.sync_id, key, &fingerprint.0[..], payload, remote_id, outcome_label(outcome)])
+            .map(|_| ())
+            .map_err(self.err("writing a success"))
+    }
+
+    /// A failed attempt for the record with fingerprint `fingerprint`. Keeps what was last
+    /// confirmed (fingerprint, payload, remote id); `retryable = false` marks a validation error
+    /// that is not retried until the fingerprint changes.
+    pub fn record_failure(&mut self, key: &str, fingerprint: Fingerprint, error: &RecordError, retryable: bool) -> Result<(), StateError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(&format!(
+                "INSERT INTO records (sync_id, record_key, fingerprint, payload, remote_id, last_outcome,
+                    error_code, error_message, error_field, error_status, error_retryable, failed_fingerprint,
+                    attempts, first_seen, last_synced, updated_at)
+                 VALUES (?1, ?2, NULL, NULL, NULL, 'failed', ?3, ?4, ?5, ?6, ?7, ?8, 1, {NOW}, NULL, {NOW})
+                 ON CONFLICT (sync_id, record_key) DO UPDATE SET
+                    last_outcome = 'failed', error_code = excluded.error_code,
+                    error_message = excluded.error_message, error_field = excluded.error_field,
+                    error_status = excluded.error_status, error_retryable = excluded.error_retryable,
+                    failed_fingerprint = excluded.failed_fingerprint, attempts = records.attempts + 1,
+                    updated_at = excluded.updated_at"
+            ))
+            .map_err(self.err("preparing a failure write"))?;
+        stmt.execute(params![
+            self.sync_id,
+            key,
+            error.code.label(),
+            error.message,
+            error.field,
+            error.http_status,
+            retryable,
+            &fingerprint.0[..]
+        ])
+        .map(|_| ())
+        .map_err(self.err("writing a failure"))
+    }
+
+    /// Deletes the state of the given keys.
+    pub fn forget<K: AsRef<str>>(&mut self, keys: &[K]) -> Result<usize, StateError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("DELETE FROM records WHERE sync_id = ?1 AND record_key = ?2")
+            .map_err(self.err("preparing a delete"))?;
+        let mut n = 0;
+        for k in keys {
+            n += stmt.execute(params![self.sync_id, k.as_ref()]).map_err(self.err("deleting a record"))?;
+        }
+        Ok(n)
+    }
+
+    /// Makes every write of the batch durable at once.
+    pub fn commit(self) -> Result<(), StateError> {
+        let path = self.path.clone();
+        self.tx.commit().map_err(|source| StateError::Sqlite { path, context: "committing", source })
+    }
+}

@@ -1,0 +1,48 @@
+//! State errors: each names the file and what to do.
+
+/// A state error; each names the file and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The state directory cannot be created.
+    #[error("cannot create the state directory {path}: {source}; check the path and its permissions")]
+    CreateDir {
+        /// The directory.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// SQLite failed.
+    #[error("state database {path}: {context}: {source}")]
+    Sqlite {
+        /// The file.
+        path: String,
+        /// What was being done.
+        context: &'static str,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The file was written by a newer harness.
+    #[error("state database {path} has schema version {found}, newer than this harness knows ({known}); use the newer harness or another state directory")]
+    TooNew {
+        /// The file.
+        path: String,
+        /// Its version.
+        found: i64,
+        /// Ours.
+        known: i64,
+    },
+    /// The file is some other SQLite database.
+    #[error("{path} is not a host-harness state database (application_id {found:#x}); point the state directory elsewhere")]
+    Foreign {
+        /// The file.
+        path: String,
+        /// Its application id.
+        found: i32,
+    },
+    /// The caller asked for something impossible.
+    #[error("state usage: {0}")]
+    Usage(String),
+}
+

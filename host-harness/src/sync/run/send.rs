@@ -1,0 +1,151 @@
+//! Stage 3, send: sender tasks take batches while the concurrency target admits them, each batch
+//! in a fresh instance, and hand the results to the recorder.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::record::Recorder;
+use super::work::{Pending, RunShared, Sent};
+use crate::contract::model::{BatchContext, FieldMapping, Setting, SyncItem, SyncMode};
+use crate::egress::EgressPolicy;
+use crate::error::HostError;
+use crate::sandbox::Plugin;
+use crate::sandbox::limits::Limits;
+use crate::sync::Tenant;
+use crate::sync::concurrency::Concurrency;
+
+/// How often a sender the concurrency target does not admit yet looks again.
+const ADMISSION_POLL: Duration = Duration::from_millis(50);
+
+/// The senders of one run and the two channels around them.
+pub(super) struct Senders {
+    work: async_channel::Sender<Vec<Pending>>,
+    sent: mpsc::UnboundedReceiver<Sent>,
+    tasks: JoinSet<()>,
+}
+
+impl Senders {
+    /// Start `limits.max_concurrency` senders (none for a dry run, which sends nothing).
+    pub fn spawn(tenant: &Tenant, limits: &Limits, dry_run: bool, shared: &Arc<RunShared>) -> Senders {
+        let slots = limits.max_concurrency.max(1);
+        let (work, work_rx) = async_channel::bounded::<Vec<Pending>>(slots * 2);
+        let (sent_tx, sent) = mpsc::unbounded_channel::<Sent>();
+        let conc = Arc::new(Concurrency::new(tenant.spec.suggested_concurrency as usize, limits.max_concurrency));
+        let mut tasks = JoinSet::new();
+        if !dry_run {
+            let handle = TenantHandle::of(tenant);
+            for index in 0..slots {
+                tasks.spawn(sender(index, handle.clone(), work_rx.clone(), sent_tx.clone(), conc.clone(), shared.clone()));
+            }
+        }
+        Senders { work, sent, tasks }
+    }
+
+    /// Queue a batch; while the queue is full, record results (so the recorder never blocks the
+    /// senders and the planner never runs far ahead of them).
+    pub async fn queue(&mut self, batch: Vec<Pending>, recorder: &mut Recorder<'_>) {
+        let mut pending = Some(batch);
+        while let Some(b) = pending.take() {
+            match self.work.try_send(b) {
+                Ok(()) => {}
+                Err(async_channel::TrySendError::Full(b)) => {
+                    pending = Some(b);
+                    if let Some(sent) = self.sent.recv().await {
+                        recorder.record(sent);
+                    }
+                }
+                Err(async_channel::TrySendError::Closed(_)) => {}
+            }
+        }
+    }
+
+    /// Record whatever results already came back, without waiting.
+    pub fn record_ready(&mut self, recorder: &mut Recorder<'_>) {
+        while let Ok(sent) = self.sent.try_recv() {
+            recorder.record(sent);
+        }
+    }
+
+    /// Record results until everything queued came back.
+    pub async fn record_in_flight(&mut self, recorder: &mut Recorder<'_>, shared: &RunShared) {
+        while !shared.settled() {
+            match self.sent.recv().await {
+                Some(sent) => recorder.record(sent),
+                None => break,
+            }
+        }
+    }
+
+    /// No more work: let the senders finish and record their last results.
+    pub async fn close(mut self, recorder: &mut Recorder<'_>) {
+        self.work.close();
+        while self.tasks.join_next().await.is_some() {}
+        self.record_ready(recorder);
+    }
+}
+
+/// What a sender needs of the tenant, cheap to clone into a task.
+#[derive(Clone)]
+struct TenantHandle {
+    plugin: Arc<Plugin>,
+    policy: Arc<EgressPolicy>,
+    settings: Arc<Vec<Setting>>,
+    mapping: Arc<Vec<FieldMapping>>,
+    mode: SyncMode,
+    sync_id: String,
+    rate: u32,
+}
+
+impl TenantHandle {
+    fn of(t: &Tenant) -> TenantHandle {
+        TenantHandle {
+            plugin: t.plugin.clone(),
+            policy: t.policy.clone(),
+            settings: Arc::new(t.settings.clone()),
+            mapping: Arc::new(t.mapping.clone()),
+            mode: t.mode,
+            sync_id: t.sync_id.clone(),
+            rate: t.rate_per_second,
+        }
+    }
+}
+
+/// One sender: takes batches while the concurrency target admits it; one fresh instance per
+/// batch.
+async fn sender(
+    index: usize,
+    t: TenantHandle,
+    work: async_channel::Receiver<Vec<Pending>>,
+    sent: mpsc::UnboundedSender<Sent>,
+    conc: Arc<Concurrency>,
+    shared: Arc<RunShared>,
+) {
+    let mut throttled_seen = t.policy.stats.throttled.load(Ordering::Relaxed);
+    loop {
+        while !conc.admits(index) {
+            if work.is_closed() && work.is_empty() {
+                return;
+            }
+            tokio::time::sleep(ADMISSION_POLL).await;
+        }
+        let Ok(batch) = work.recv().await else { return };
+        if shared.aborted() {
+            let _ = sent.send(Sent { batch, results: Err(HostError::RunStopped) });
+            continue;
+        }
+        let attempt = batch.first().map(|p| p.attempt).unwrap_or(0);
+        let items: Vec<SyncItem> = batch.iter().map(|p| p.item.clone()).collect();
+        let ctx = BatchContext { sync_id: t.sync_id.clone(), attempt };
+        let results = t.plugin.sync_batch(t.policy.clone(), ctx, &t.settings, t.mode, &t.mapping, items).await;
+        let throttled_now = t.policy.stats.throttled.load(Ordering::Relaxed);
+        conc.observe(t.rate, t.policy.stats.mean_latency(), throttled_now > throttled_seen);
+        throttled_seen = throttled_now;
+        if sent.send(Sent { batch, results }).is_err() {
+            return;
+        }
+    }
+}
