@@ -4,7 +4,6 @@
 use crate::contract::model::{ErrorCategory, ErrorCode, RecordError};
 use crate::egress::credentials::SecretError;
 use crate::state::StateError;
-use crate::sync::plan::PlanError;
 
 /// Any underlying error, kept whole for its chain of causes.
 pub type Cause = Box<dyn std::error::Error + Send + Sync>;
@@ -72,9 +71,6 @@ pub enum HostError {
     /// The sync state cannot be read or written.
     #[error(transparent)]
     State(#[from] StateError),
-    /// Planning failed (state unreadable, or a bug pairing rows).
-    #[error(transparent)]
-    Plan(#[from] PlanError),
 
     // ---- The plugin failed this call: retried later, or fix the plugin.
     /// The plugin trapped, panicked, hit a limit or broke the contract; that call failed.

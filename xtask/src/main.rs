@@ -7,6 +7,13 @@
 //!   otherwise it starts the bundled Gladly emulator on 127.0.0.1 and syncs into it.
 //! - `test`: build, then run the whole test suite (unit, integration and conformance).
 //! - `bench`: build, then run the benchmark binary and print its figures.
+//!
+//! Build time: `sync-sample` and `test` build the host with the same command
+//! ([`build_host`]: every workspace member but the guests, one feature resolution, the dev
+//! profile), so the second reuses the first's build of wasmtime instead of compiling it again
+//! with other features. The binaries are then run straight from the target folder: `cargo run -p`
+//! would resolve features for one package and rebuild. xtask itself depends on nothing heavy, so
+//! `cargo xtask` starts in seconds.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -62,20 +69,85 @@ fn build() -> Result<PathBuf> {
     Ok(component_path(COMPONENTS[0].1))
 }
 
+fn target_dir() -> PathBuf {
+    std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root().join("target"))
+}
+
+/// Where `build` puts the components.
+fn components_dir() -> PathBuf {
+    target_dir().join("wasm32-wasip2").join("release")
+}
+
 fn component_path(file: &str) -> PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root().join("target"));
-    target.join("wasm32-wasip2").join("release").join(file)
+    components_dir().join(file)
+}
+
+/// The packages built for the host: the whole workspace but the guests (built for wasm32).
+fn host_packages(c: &mut Command) {
+    c.arg("--workspace");
+    for (pkg, _) in COMPONENTS {
+        c.args(["--exclude", pkg]);
+    }
+}
+
+/// Build the host's binaries (`destination-host`, `gladly-emulator`, …) exactly as the test
+/// build resolves them, so both share one build of wasmtime.
+fn build_host() -> Result<()> {
+    let mut c = cargo();
+    c.args(["build", "--bins"]);
+    host_packages(&mut c);
+    run(c)
+}
+
+/// A binary `build_host` made.
+fn host_bin(name: &str) -> PathBuf {
+    target_dir().join("debug").join(name)
+}
+
+/// The bundled emulator, started as its own process on a free loopback port; stopped on drop.
+struct EmulatorProcess {
+    child: std::process::Child,
+    base_url: String,
+}
+
+impl EmulatorProcess {
+    fn start() -> Result<EmulatorProcess> {
+        use std::io::BufRead;
+        let mut child = Command::new(host_bin("gladly-emulator"))
+            .args(["--port", "0"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .context("cannot start the bundled emulator")?;
+        let stdout = child.stdout.take().context("the emulator has no stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        // The emulator's first line is "gladly-emulator listening on http://127.0.0.1:PORT".
+        let Some(base_url) = line.split_whitespace().last().filter(|u| u.starts_with("http://127.0.0.1:")) else {
+            let _ = child.kill();
+            bail!("the emulator did not say where it listens (it printed {line:?})");
+        };
+        Ok(EmulatorProcess { base_url: base_url.to_string(), child })
+    }
+}
+
+impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn sync_sample(extra: &[String]) -> Result<()> {
     build()?;
+    build_host()?;
     let job = root().join("host-harness/examples/sample.toml");
     let sync = |report: &str, args: &[String]| {
-        let mut c = cargo();
-        c.args(["run", "--quiet", "-p", "host-harness", "--bin", "destination-host", "--", "sync", "--config"])
+        let mut c = Command::new(host_bin("destination-host"));
+        c.current_dir(root())
+            .args(["sync", "--config"])
             .arg(&job)
             .arg("--report")
-            .arg(root().join("target").join(report))
+            .arg(target_dir().join(report))
             .args(args)
             .args(extra);
         c
@@ -89,25 +161,22 @@ fn sync_sample(extra: &[String]) -> Result<()> {
     if creds.iter().any(Option::is_some) {
         println!("note: set all of GLADLY_DOMAIN, GLADLY_USERNAME and GLADLY_API_TOKEN to sync into Gladly; using the emulator");
     }
-    let rt = tokio::runtime::Runtime::new()?;
-    let emulator = rt.block_on(gladly_emulator::Emulator::start(gladly_emulator::EmulatorConfig::default()))?;
-    println!("no Gladly credentials given: syncing into the bundled emulator at {}", emulator.base_url());
+    let emulator = EmulatorProcess::start()?;
+    println!("no Gladly credentials given: syncing into the bundled emulator at {}", emulator.base_url);
     // A fresh emulator holds nothing, so its sync state starts empty too.
-    let state = root().join("target/sample-state-emulator");
+    let state = target_dir().join("sample-state-emulator");
     let _ = std::fs::remove_dir_all(&state);
-    let args = [format!("--endpoint={}", emulator.base_url()), format!("--state-dir={}", state.display())];
+    let args = [format!("--endpoint={}", emulator.base_url), format!("--state-dir={}", state.display())];
     let mut first = sync("sample-report.json", &args);
     // The emulator's default API user; it exists only inside the emulator.
     first.env("GLADLY_API_TOKEN", "emulator-token");
     // The sample holds a few deliberately bad rows: the run reports them and exits 1, which is
     // the expected outcome here; anything else (2 = the run itself failed) stops the task.
     ran_to_completion(first.status()?)?;
-    println!("\nthe emulator now holds {} customer profiles; syncing again (nothing changed):", emulator.profiles("acme").len());
+    println!("\nsyncing again (nothing changed in the warehouse):");
     let mut second = sync("sample-report-rerun.json", &args);
     second.env("GLADLY_API_TOKEN", "emulator-token");
-    let outcome = ran_to_completion(second.status()?);
-    rt.block_on(emulator.shutdown());
-    outcome
+    ran_to_completion(second.status()?)
 }
 
 /// A sync that ran to the end exits 0 (every record fine) or 1 (some rows rejected).
@@ -120,8 +189,13 @@ fn ran_to_completion(status: std::process::ExitStatus) -> Result<()> {
 
 fn test() -> Result<()> {
     build()?;
+    // The CLI tests run the built `destination-host`.
+    build_host()?;
     let mut c = cargo();
-    c.args(["test", "--workspace", "--exclude", "hostile-guest", "--exclude", "forbidden-import-guest"]);
+    c.arg("test");
+    host_packages(&mut c);
+    // The tests use the components this build made, wherever CARGO_TARGET_DIR put them.
+    c.env("TEST_COMPONENTS_DIR", components_dir());
     run(c)
 }
 

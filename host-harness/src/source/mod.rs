@@ -1,5 +1,8 @@
 //! Warehouse sources: CSV, JSON Lines, SQLite and PostgreSQL, streamed row by row.
 //!
+//! Lifetime: a [`RowSource`] lives for one run's read stage, on its own blocking thread; its
+//! key set is handed back when the source is read to the end.
+//!
 //! - [`config`]: the job file's `[source]` section;
 //! - [`item`]: rows, invalid rows and source errors;
 //! - [`reader`]: what the readers share; [`keyed`]: hints and key checks on their records;

@@ -7,7 +7,7 @@ use crate::job::JobConfig;
 use crate::error::HostError;
 use crate::contract::model::{MappedRecord, RecordError, RecordResult, Row, SyncMode};
 use crate::fingerprint::{Fingerprint, mapping_fingerprint};
-use crate::sync::plan::{self, Planned, Planner};
+use crate::sync::plan::{self, PlanError, Planned, Planner};
 use crate::sync::report::Counts;
 use crate::source::KeyChecker;
 use crate::state::{RunCounts, RunId, RunStatus, State};
@@ -18,6 +18,7 @@ pub struct Ledger {
     state: Mutex<State>,
     planner: Mutex<Planner>,
     sync_id: String,
+    tenant: String,
     mapping_fingerprint: String,
     component_version: String,
     run_id: Option<RunId>,
@@ -31,12 +32,13 @@ impl Ledger {
         // rebuilt component re-sends what it would now map differently.
         let component_version = format!("{} {}", tenant.spec.version, &tenant.plugin.hash()[..12]);
         let mapping_fingerprint = mapping_fingerprint(tenant.mode, &tenant.mapping, &tenant.settings);
-        let planner = Planner::new(state.sync(&tenant.sync_id), &mapping_fingerprint, &component_version)?;
+        let planner = Planner::new(state.sync(&tenant.sync_id), &mapping_fingerprint, &component_version).map_err(|e| plan_error(&tenant.name, e))?;
         let run_id = if dry_run { None } else { Some(state.sync(&tenant.sync_id).start_run()?) };
         Ok(Ledger {
             state: Mutex::new(state),
             planner: Mutex::new(planner),
             sync_id: tenant.sync_id.clone(),
+            tenant: tenant.name.clone(),
             mapping_fingerprint,
             component_version,
             run_id,
@@ -46,7 +48,8 @@ impl Ledger {
     /// Plan one chunk (in row order). Reads state only: an unchanged row costs no write.
     pub fn plan(&self, batch: Vec<(Row, MappedRecord)>) -> Result<Vec<Planned>, HostError> {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(self.planner.lock().unwrap_or_else(|p| p.into_inner()).plan_batch(state.sync(&self.sync_id), batch)?)
+        let mut planner = self.planner.lock().unwrap_or_else(|p| p.into_inner());
+        planner.plan_batch(state.sync(&self.sync_id), batch).map_err(|e| plan_error(&self.tenant, e))
     }
 
     /// Record confirmed and finally failed records, in one transaction.
@@ -117,6 +120,15 @@ impl Ledger {
         let status = if aborted.is_some() { RunStatus::Failed } else { RunStatus::Succeeded };
         state.finish_run(run, status, &rc, aborted)?;
         Ok(disappeared)
+    }
+}
+
+/// A planning error as the host reports it: state errors as they are; mapped records out of row
+/// order mean `map-rows` broke the contract.
+fn plan_error(tenant: &str, e: PlanError) -> HostError {
+    match e {
+        PlanError::State(e) => HostError::State(e),
+        mismatch @ PlanError::KeyMismatch { .. } => HostError::Plugin { tenant: tenant.to_string(), reason: mismatch.to_string() },
     }
 }
 
