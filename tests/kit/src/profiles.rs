@@ -1,4 +1,4 @@
-//! Reading profiles as the emulator returns them.
+//! Reading customer profiles as the emulator returns them (JSON values), for assertions.
 
 use serde_json::Value;
 
