@@ -1,25 +1,12 @@
 //! The planner: fingerprints, every decision, context changes, and a streaming run.
 
-use std::path::PathBuf;
-
-
 use host_harness::contract::model::{
     Cell, Column, ErrorCategory, ErrorCode, FieldMapping, MappedRecord, Outcome, RecordError, Row, Setting, SyncMode,
 };
 use host_harness::fingerprint::{fingerprint, mapping_fingerprint, Fingerprint, Fingerprinter};
 use host_harness::sync::plan::{decide, ChangeCause, Decision, PlanError, Planner, RetryReason};
 use host_harness::state::{LastError, RecordState, State};
-
-/// The folder's path, and the `tempfile` guard that removes it on drop.
-struct TempDir(PathBuf, #[allow(dead_code)] tempfile::TempDir);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = tempfile::Builder::new().prefix(&format!("hh-plan-{tag}-")).tempdir().unwrap();
-        TempDir(dir.path().to_path_buf(), dir)
-    }
-}
-
+use test_kit::TempDir;
 
 fn pair(key: &str, payload: &str) -> (Row, MappedRecord) {
     (
@@ -143,7 +130,7 @@ fn confirm_all(state: &mut State, sync: &str, planned: &[host_harness::sync::pla
 #[test]
 fn planner_walks_through_every_decision() {
     let dir = TempDir::new("walk");
-    let mut state = State::open(&dir.0).unwrap();
+    let mut state = State::open(dir.path()).unwrap();
     let sync = "s1";
 
     // Run 1: everything is new.
@@ -201,7 +188,7 @@ fn planner_walks_through_every_decision() {
 #[test]
 fn mapping_or_version_change_resends_with_a_reason() {
     let dir = TempDir::new("context");
-    let mut state = State::open(&dir.0).unwrap();
+    let mut state = State::open(dir.path()).unwrap();
     let sync = "s";
     let batch = || vec![pair("a", "{\"v\":1}"), pair("b", "{\"v\":1}"), pair("c", "{\"v\":1}")];
     let mut p = Planner::new(&state, sync, "map-1", "0.1.0").unwrap();
@@ -250,7 +237,7 @@ fn mapping_or_version_change_resends_with_a_reason() {
 #[test]
 fn a_mispaired_batch_is_refused() {
     let dir = TempDir::new("pair");
-    let state = State::open(&dir.0).unwrap();
+    let state = State::open(dir.path()).unwrap();
     let mut p = Planner::new(&state, "s", "m", "v").unwrap();
     let (row, _) = pair("a", "{}");
     let (_, rec) = pair("b", "{}");
@@ -261,7 +248,7 @@ fn a_mispaired_batch_is_refused() {
 fn planning_streams_batch_by_batch() {
     // 20 000 records in batches of 1 000: half confirmed before, one in ten of those changed.
     let dir = TempDir::new("stream");
-    let mut state = State::open(&dir.0).unwrap();
+    let mut state = State::open(dir.path()).unwrap();
     let fp = Fingerprinter::new("m", "v");
     let payload = |i: u32, version: u32| format!("{{\"email\":\"user{i}@example.com\",\"name\":\"User {i}\",\"v\":{version}}}");
     let mut b = state.batch().unwrap();

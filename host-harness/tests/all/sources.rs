@@ -11,25 +11,11 @@ use host_harness::source::{
     self, batches, CsvConfig, InvalidRow, JsonlConfig, PostgresConfig, SourceConfig, SourceError, SourceItem, SqliteConfig,
     TypeHint,
 };
+use test_kit::TempDir;
+use test_kit::postgres::url as pg_url;
 
 // ---------------------------------------------------------------------------------------------
 // helpers
-
-/// The folder's path, and the `tempfile` guard that removes it on drop.
-struct TempDir(PathBuf, #[allow(dead_code)] tempfile::TempDir);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = tempfile::Builder::new().prefix(&format!("hh-sources-{tag}-")).tempdir().unwrap();
-        TempDir(dir.path().to_path_buf(), dir)
-    }
-    fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, bytes).unwrap();
-        p
-    }
-}
-
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
@@ -283,7 +269,7 @@ fn csv_wrong_field_count_is_an_invalid_row() {
 #[test]
 fn csv_open_errors_name_the_fix() {
     let dir = TempDir::new("csv");
-    let e = open_err(&csv_cfg(&dir.0.join("missing.csv"), "id", &[])).to_string();
+    let e = open_err(&csv_cfg(dir.path().join("missing.csv"), "id", &[])).to_string();
     assert!(e.contains("missing.csv") && e.contains("exists"), "{e}");
     let p = dir.file("t.csv", b"ID,email\n1,a@example.com\n");
     let e = open_err(&csv_cfg(&p, "id", &[])).to_string();
@@ -331,7 +317,7 @@ fn csv_and_jsonl_read_standard_input() {
     use std::io::Write;
     for (kind, input) in [("csv", "id,n\n1,10\n2,x\n3,30\n"), ("jsonl", "{\"id\":1,\"n\":10}\n{\"id\":2,\"n\":\n{\"id\":3,\"n\":30}\n")] {
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["stdin_child", "--exact", "--nocapture", "--test-threads=1"])
+            .args(["sources::stdin_child", "--exact", "--nocapture", "--test-threads=1"])
             .env("HH_SOURCES_STDIN_KIND", kind)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -468,7 +454,7 @@ fn jsonl_hints_and_key_check() {
 // SQLite
 
 fn sqlite_db(dir: &TempDir, name: &str, sql: &str) -> PathBuf {
-    let p = dir.0.join(name);
+    let p = dir.join(name);
     let c = rusqlite::Connection::open(&p).unwrap();
     c.execute_batch(sql).unwrap();
     p
@@ -561,9 +547,9 @@ fn sqlite_hints_override_declared_types() {
 fn sqlite_open_errors_name_the_fix() {
     let dir = TempDir::new("sqlite");
     let p = sqlite_db(&dir, "t.sqlite", "CREATE TABLE t (id INTEGER, a TEXT);");
-    let e = open_err(&sqlite_cfg(&dir.0.join("nope.sqlite"), "SELECT 1", "id", &[])).to_string();
+    let e = open_err(&sqlite_cfg(dir.path().join("nope.sqlite"), "SELECT 1", "id", &[])).to_string();
     assert!(e.contains("nope.sqlite") && e.contains("does not exist"), "{e}");
-    assert!(!dir.0.join("nope.sqlite").exists(), "never creates a database");
+    assert!(!dir.join("nope.sqlite").exists(), "never creates a database");
     let e = open_err(&sqlite_cfg(&p, "SELECT * FROM missing", "id", &[])).to_string();
     assert!(e.contains("no such table") && e.contains("query"), "{e}");
     let e = open_err(&sqlite_cfg(&p, "SELECT * FROM t WHERE id = ?", "id", &[])).to_string();
@@ -706,10 +692,6 @@ fn sample_csv_and_jsonl_equal_the_warehouse_rows() {
 
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL
-
-fn pg_url() -> String {
-    std::env::var("HOST_HARNESS_PG_URL").unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/test".into())
-}
 
 /// A schema of its own, dropped at the end.
 struct PgSchema {

@@ -2,22 +2,12 @@
 //! killed with SIGKILL in the middle of a batch.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use host_harness::contract::model::{ErrorCategory, ErrorCode, Outcome, RecordError};
 use host_harness::fingerprint::Fingerprint;
 use host_harness::state::{APPLICATION_ID, MIGRATIONS, RunCounts, RunStatus, STATE_FILE, State, StateError};
-
-/// The folder's path, and the `tempfile` guard that removes it on drop.
-struct TempDir(PathBuf, #[allow(dead_code)] tempfile::TempDir);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = tempfile::Builder::new().prefix(&format!("hh-state-{tag}-")).tempdir().unwrap();
-        TempDir(dir.path().to_path_buf(), dir)
-    }
-}
+use test_kit::TempDir;
 
 fn fp(n: u8) -> Fingerprint {
     Fingerprint([n; 16])
@@ -39,7 +29,7 @@ fn server_error() -> RecordError {
 #[test]
 fn opens_an_empty_directory_and_migrates() {
     let dir = TempDir::new("open");
-    let sub = dir.0.join("nested/state");
+    let sub = dir.join("nested/state");
     let s = State::open(&sub).unwrap();
     assert_eq!(s.path(), sub.join(STATE_FILE));
     assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
@@ -62,13 +52,13 @@ fn opens_an_empty_directory_and_migrates() {
 #[test]
 fn an_empty_file_is_migrated_and_reopening_keeps_data() {
     let dir = TempDir::new("reopen");
-    std::fs::write(dir.0.join(STATE_FILE), b"").unwrap();
+    std::fs::write(dir.join(STATE_FILE), b"").unwrap();
     {
-        let mut s = State::open(&dir.0).unwrap();
+        let mut s = State::open(dir.path()).unwrap();
         s.record_success("sync", "k1", fp(1), "{\"a\":1}", Some("remote-1"), Outcome::Created).unwrap();
         s.set_sync_meta("sync", "map-1", "0.1.0").unwrap();
     }
-    let s = State::open(&dir.0).unwrap();
+    let s = State::open(dir.path()).unwrap();
     assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
     let r = s.get("sync", "k1").unwrap().unwrap();
     assert_eq!(r.remote_id.as_deref(), Some("remote-1"));
@@ -78,7 +68,7 @@ fn an_empty_file_is_migrated_and_reopening_keeps_data() {
 #[test]
 fn a_version_1_file_is_migrated_without_losing_records() {
     let dir = TempDir::new("v1");
-    let c = rusqlite::Connection::open(dir.0.join(STATE_FILE)).unwrap();
+    let c = rusqlite::Connection::open(dir.join(STATE_FILE)).unwrap();
     c.execute_batch(MIGRATIONS[0]).unwrap();
     c.execute_batch(&format!("PRAGMA user_version = 1; PRAGMA application_id = {APPLICATION_ID};")).unwrap();
     c.execute(
@@ -89,7 +79,7 @@ fn a_version_1_file_is_migrated_without_losing_records() {
     )
     .unwrap();
     drop(c);
-    let s = State::open(&dir.0).unwrap();
+    let s = State::open(dir.path()).unwrap();
     assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
     let r = s.get("sync", "k1").unwrap().unwrap();
     assert_eq!((r.fingerprint, r.remote_id.as_deref(), r.payload.as_deref()), (Some(fp(4)), Some("remote-1"), Some("{\"a\":1}")));
@@ -99,20 +89,20 @@ fn a_version_1_file_is_migrated_without_losing_records() {
 #[test]
 fn newer_and_foreign_files_are_refused() {
     let dir = TempDir::new("refuse");
-    drop(State::open(&dir.0).unwrap());
-    let c = rusqlite::Connection::open(dir.0.join(STATE_FILE)).unwrap();
+    drop(State::open(dir.path()).unwrap());
+    let c = rusqlite::Connection::open(dir.join(STATE_FILE)).unwrap();
     c.execute_batch("PRAGMA user_version = 99").unwrap();
     drop(c);
-    match State::open(&dir.0) {
+    match State::open(dir.path()) {
         Err(e @ StateError::TooNew { found: 99, .. }) => assert!(e.to_string().contains("newer"), "{e}"),
         other => panic!("{other:?}"),
     }
 
     let other = TempDir::new("foreign");
-    let c = rusqlite::Connection::open(other.0.join(STATE_FILE)).unwrap();
+    let c = rusqlite::Connection::open(other.join(STATE_FILE)).unwrap();
     c.execute_batch("CREATE TABLE customers (id INTEGER)").unwrap();
     drop(c);
-    match State::open(&other.0) {
+    match State::open(other.path()) {
         Err(e @ StateError::Foreign { .. }) => assert!(e.to_string().contains("not a host-harness state database"), "{e}"),
         other => panic!("{other:?}"),
     }
@@ -121,7 +111,7 @@ fn newer_and_foreign_files_are_refused() {
 #[test]
 fn success_then_failures_then_success() {
     let dir = TempDir::new("cycle");
-    let mut s = State::open(&dir.0).unwrap();
+    let mut s = State::open(dir.path()).unwrap();
     assert!(s.get("sync", "k").unwrap().is_none());
 
     s.record_success("sync", "k", fp(1), "{\"v\":1}", Some("g-1"), Outcome::Created).unwrap();
@@ -184,7 +174,7 @@ fn success_then_failures_then_success() {
 #[test]
 fn get_many_spans_chunks_and_skips_unknown_keys() {
     let dir = TempDir::new("many");
-    let mut s = State::open(&dir.0).unwrap();
+    let mut s = State::open(dir.path()).unwrap();
     let mut b = s.batch().unwrap();
     for i in 0..1000u32 {
         if i % 3 != 0 {
@@ -216,7 +206,7 @@ fn get_many_spans_chunks_and_skips_unknown_keys() {
 #[test]
 fn a_batch_is_all_or_nothing() {
     let dir = TempDir::new("batch");
-    let mut s = State::open(&dir.0).unwrap();
+    let mut s = State::open(dir.path()).unwrap();
     {
         let mut b = s.batch().unwrap();
         for i in 0..100 {
@@ -233,14 +223,14 @@ fn a_batch_is_all_or_nothing() {
     b.commit().unwrap();
     assert_eq!(s.record_count("sync").unwrap(), 100);
     // Another connection sees the same.
-    let other = State::open(&dir.0).unwrap();
+    let other = State::open(dir.path()).unwrap();
     assert_eq!(other.record_count("sync").unwrap(), 100);
 }
 
 #[test]
 fn runs_and_disappeared_keys() {
     let dir = TempDir::new("runs");
-    let mut s = State::open(&dir.0).unwrap();
+    let mut s = State::open(dir.path()).unwrap();
     let run1 = s.start_run("sync").unwrap();
     for k in ["a", "b", "c"] {
         s.record_success("sync", k, fp(1), "{}", None, Outcome::Created).unwrap();
@@ -284,7 +274,7 @@ fn runs_and_disappeared_keys() {
 #[test]
 fn sync_meta_round_trip() {
     let dir = TempDir::new("meta");
-    let mut s = State::open(&dir.0).unwrap();
+    let mut s = State::open(dir.path()).unwrap();
     assert!(s.sync_meta("sync").unwrap().is_none());
     s.set_sync_meta("sync", "m1", "0.1.0").unwrap();
     s.set_sync_meta("sync", "m2", "0.2.0").unwrap();
@@ -357,8 +347,8 @@ fn check_consistent(dir: &std::path::Path, at_least: u32) -> u32 {
 fn run_child_and_kill(pause: bool, kill_after: &str) -> (TempDir, u32) {
     let dir = TempDir::new("kill");
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["kill_child_writer", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, &dir.0)
+    cmd.args(["state::kill_child_writer", "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     if pause {
@@ -388,15 +378,15 @@ fn killed_mid_batch_leaves_consistent_state() {
     // WAL without a commit frame).
     let (dir, committed) = run_child_and_kill(true, "MID 3");
     assert_eq!(committed, 2);
-    let wal = dir.0.join(format!("{STATE_FILE}-wal"));
+    let wal = dir.join(format!("{STATE_FILE}-wal"));
     assert!(wal.exists(), "the WAL is left behind by the kill");
-    assert_eq!(check_consistent(&dir.0, committed), 2, "the unfinished batch 3 is not visible");
+    assert_eq!(check_consistent(dir.path(), committed), 2, "the unfinished batch 3 is not visible");
 
     // Whenever: killed while it writes flat out, at some point after a commit.
     let (dir, committed) = run_child_and_kill(false, "COMMITTED 4");
-    let generation = check_consistent(&dir.0, committed);
+    let generation = check_consistent(dir.path(), committed);
     assert!(generation >= 4);
     // And the state is writable again.
-    let mut s = State::open(&dir.0).unwrap();
+    let mut s = State::open(dir.path()).unwrap();
     s.record_success("kill", "after", gen_fp(0), "{}", None, Outcome::Created).unwrap();
 }

@@ -6,9 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use gladly_emulator::{RecordedRequest, validate_create_body, validate_update_body};
 use serde_json::Value;
 
-use crate::profiles;
-
-const PROFILES: &str = "/api/v1/customer-profiles";
+use test_kit::PROFILES;
+use test_kit::profiles;
 
 fn path_only(path: &str) -> &str {
     path.split('?').next().unwrap_or(path)
@@ -19,7 +18,7 @@ fn describe(r: &RecordedRequest) -> String {
 }
 
 /// Every create and update body the component sent validates against the project's JSON
-/// Schemas (`tests/schemas/*.json`); every request stays under `/api/v1/` and uses GET, POST or
+/// Schemas (`tests/conformance/schemas/*.json`); every request stays under `/api/v1/` and uses GET, POST or
 /// PATCH (the destination never deletes).
 pub fn schema_violations(requests: &[RecordedRequest]) -> Vec<String> {
     let mut out = Vec::new();

@@ -1,4 +1,5 @@
-//! Job files for the harness, written into a temporary folder: source rows, token file, state.
+//! What a conformance test chooses about a job ([`JobSpec`]) and the job it becomes, written
+//! into the test's folder (source rows, token file, state) through the kit's job-file builder.
 
 use std::path::Path;
 
@@ -6,6 +7,8 @@ use gladly_emulator::{DEFAULT_TOKEN, DEFAULT_USER};
 use host_harness::job::JobConfig;
 use host_harness::sandbox::limits::Limits;
 use toml::{Table, Value};
+
+use test_kit::Job;
 
 use crate::component;
 
@@ -35,11 +38,7 @@ impl Rows {
 
     /// Like [`Rows::people`] with names `{name} {i}` (change the name to change every row).
     pub fn people_named(prefix: &str, n: usize, name: &str) -> Rows {
-        let mut s = String::from("id,email,name\n");
-        for i in 1..=n {
-            s.push_str(&format!("{prefix}-{i},{prefix}{i}@example.com,{name} {i}\n"));
-        }
-        Rows::csv(&s)
+        Rows::csv(&test_kit::rows::people(prefix, n, name))
     }
 
     /// JSON Lines from values, one per line.
@@ -170,54 +169,28 @@ impl JobSpec {
         let token_file = folder.join("token.txt");
         write(&token_file, format!("{}\n", self.token).as_bytes());
 
-        let path = |p: &Path| Value::String(p.display().to_string());
-        let mut sync = Table::new();
-        sync.insert("id".into(), Value::String(self.sync_id.clone()));
-        sync.insert("mode".into(), Value::String(self.mode.clone()));
-        sync.insert("component".into(), path(&component::require_component()));
-        sync.insert("state_dir".into(), path(&folder.join("state")));
-        sync.insert("cache_dir".into(), path(&component::cache_dir()));
-
-        let mut source = Table::new();
-        source.insert("kind".into(), Value::String(kind.into()));
-        source.insert("path".into(), path(&file));
-        source.insert("primary_key".into(), Value::String(self.primary_key.clone()));
+        let mut job = Job::new(&self.sync_id, &component::require_component(), folder)
+            .state_dir(folder.join("state"))
+            .mode(&self.mode)
+            .file(kind, &file, &self.primary_key)
+            .token_file(&token_file)
+            .policy(r#"allow_hosts = ["*.gladly.com", "*.gladly.qa"]"#);
         if !self.types.is_empty() {
             let types: Table = self.types.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
-            source.insert("types".into(), Value::Table(types));
+            job.source.insert("types".into(), Value::Table(types));
         }
-
-        let mut destination: Table = self.settings.iter().cloned().collect();
-        let mut token = Table::new();
-        token.insert("file".into(), path(&token_file));
-        let mut secrets = Table::new();
-        secrets.insert("token".into(), Value::Table(token));
-        destination.insert("secrets".into(), Value::Table(secrets));
-
-        let mapping: Table = self.mapping.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
-
-        let mut policy = Table::new();
-        policy.insert(
-            "allow_hosts".into(),
-            Value::Array(vec![Value::String("*.gladly.com".into()), Value::String("*.gladly.qa".into())]),
-        );
+        job.settings = self.settings.iter().cloned().collect();
+        for (column, target) in &self.mapping {
+            job = job.map(column, target);
+        }
         if let Some(r) = self.rate_limit_per_second {
-            policy.insert("rate_limit_per_second".into(), Value::Integer(i64::from(r)));
+            job.policy.insert("rate_limit_per_second".into(), Value::Integer(i64::from(r)));
         }
         if let Some(t) = &self.tenant {
-            policy.insert("tenant".into(), Value::String(t.clone()));
+            job.policy.insert("tenant".into(), Value::String(t.clone()));
         }
-
-        let mut job = Table::new();
-        job.insert("sync".into(), Value::Table(sync));
-        job.insert("source".into(), Value::Table(source));
-        job.insert("destination".into(), Value::Table(destination));
-        job.insert("mapping".into(), Value::Table(mapping));
-        job.insert("policy".into(), Value::Table(policy));
-        job.insert("limits".into(), Value::Table(limits.clone()));
-        Value::Table(job)
-            .try_into::<JobConfig>()
-            .unwrap_or_else(|e| panic!("the suite built an invalid job file: {e}"))
+        job.limits = limits.clone();
+        job.config()
     }
 }
 

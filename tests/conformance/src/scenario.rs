@@ -1,4 +1,4 @@
-//! Data-driven scenarios: one folder per case under `tests/scenarios/`.
+//! Data-driven scenarios: one folder per case under `tests/conformance/scenarios/`.
 //!
 //! | file | what |
 //! |---|---|
@@ -27,7 +27,7 @@ use toml::Table;
 
 use crate::checks;
 use crate::job::{JobSpec, Rows, quick_limits};
-use crate::profiles;
+use test_kit::profiles;
 use crate::session::Session;
 
 /// The scenarios folder.
@@ -386,7 +386,7 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> T {
 }
 
 impl Scenario {
-    /// Loads `tests/scenarios/<name>`.
+    /// Loads `tests/conformance/scenarios/<name>`.
     pub fn load(name: &str) -> Scenario {
         let dir = scenarios_dir().join(name);
         assert!(dir.is_dir(), "no scenario folder {}", dir.display());

@@ -12,8 +12,8 @@ use toml::Table;
 use crate::checks;
 use crate::component;
 use crate::job::{JobSpec, ORG, limits_from, quick_limits};
-use crate::profiles;
-use crate::tempdir::TempDir;
+use test_kit::TempDir;
+use test_kit::profiles;
 
 /// An emulator, a harness and a folder for job files and state.
 pub struct Session {

@@ -9,7 +9,7 @@
 #![cfg(target_arch = "wasm32")]
 
 wit_bindgen::generate!({
-    path: "../../wit/v0.1.0",
+    path: "../../../wit/v0.1.0",
     world: "plugin",
     with: {
         "wasi:http/outgoing-handler@0.2.2": waki::bindings::wasi::http::outgoing_handler,

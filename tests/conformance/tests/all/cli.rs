@@ -2,20 +2,18 @@
 //! Gladly emulator started by the test. Exit codes: 0 all good, 1 a record failed or the config
 //! is invalid, 2 an error.
 //!
-//! Build the components first: `cargo xtask build`. `HH_SHOW=1 … -- --nocapture` prints every
-//! command's output.
-
-mod common;
+//! Build the components and the binary first: `cargo xtask build` and `cargo build -p
+//! host-harness --bin destination-host` (`cargo xtask test` does both). `HH_SHOW=1 … --
+//! --nocapture` prints every command's output.
 
 use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use common::*;
 use gladly_emulator::Emulator;
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_destination-host");
+use test_kit::components::destination_host;
+use test_kit::{Creds, Job, TempDir, assert_no_secret, destination, hostile, unique};
 
 /// The guard against a hanging subprocess.
 const GUARD: Duration = Duration::from_secs(120);
@@ -35,7 +33,7 @@ impl Run {
 /// Run the binary with `args` and `env` (plus verbose logs), without blocking the runtime the
 /// emulator serves on.
 async fn cli(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut c = tokio::process::Command::new(BIN);
+    let mut c = tokio::process::Command::new(destination_host());
     c.args(args).env("DESTINATION_HOST_LOG", "debug").env_remove("GLADLY_API_TOKEN").kill_on_drop(true);
     for (k, v) in env {
         c.env(k, v);
@@ -64,23 +62,13 @@ struct Setup {
 impl Setup {
     async fn new(tag: &str) -> Setup {
         let creds = Creds::new();
-        let emu = emulator(&creds).await;
+        let emu = test_kit::emulator::with_user(&creds).await;
         Setup { creds, emu, dir: TempDir::new(tag), token_var: unique("HH_CLI_TOKEN_") }
     }
 
     /// A job syncing `csv` with the real destination into organization `acme`.
     fn job(&self, id: &str, csv: &Path) -> Job {
-        Job::new(id, &destination(), &self.dir)
-            .csv(csv, "id")
-            .set("domain", "acme")
-            .set("username", &self.creds.user)
-            .token_env(&self.token_var)
-            .map("name", "name")
-            .map("email", "email")
-            .map("id", "externalCustomerId")
-            .policy("allow_hosts = [\"*.gladly.com\"]")
-            .policy("rate_limit_per_second = 1000")
-            .limit("max_retries = 0")
+        Job::people_into_acme(id, self.dir.path(), &self.creds.user).csv(csv, "id").token_env(&self.token_var)
     }
 
     fn token_env(&self) -> (&str, &str) {
@@ -89,6 +77,12 @@ impl Setup {
 
     fn endpoint(&self) -> String {
         self.emu.base_url()
+    }
+
+    /// `sync` of the job file `job` into the emulator, the report written to `report`.
+    async fn sync(&self, job: &Path, report: &Path) -> Run {
+        let (job, report) = (job.to_str().unwrap(), report.to_str().unwrap());
+        cli(&["sync", "--config", job, "--endpoint", &self.endpoint(), "--report", report], &[self.token_env()]).await
     }
 }
 
@@ -124,13 +118,13 @@ async fn spec_prints_json_with_the_modes() {
 async fn validate_reports_every_problem_with_its_key_and_fix() {
     let s = Setup::new("cli-validate").await;
     let csv = s.dir.file("c.csv", CLEAN_CSV);
-    let job = Job::new("cli-validate", &destination(), &s.dir)
+    let job = Job::new("cli-validate", &destination(), s.dir.path())
         .csv(&csv, "id")
         .set("domain", "https://acme.gladly.com")
         .set("username", "not an email")
         .token_env(&s.token_var)
         .map("name", "name");
-    let path = job.write(&s.dir, "bad.toml");
+    let path = job.write(s.dir.join("bad.toml"));
     let r = cli(&["validate", "--config", path.to_str().unwrap()], &[]).await;
     assert_eq!(r.code, Some(1), "{}", r.all());
     let out = r.all();
@@ -154,7 +148,7 @@ async fn validate_reports_every_problem_with_its_key_and_fix() {
 async fn check_with_a_wrong_token_fails_with_the_authentication_message() {
     let s = Setup::new("cli-check").await;
     let csv = s.dir.file("c.csv", CLEAN_CSV);
-    let path = s.job("cli-check", &csv).write(&s.dir, "job.toml");
+    let path = s.job("cli-check", &csv).write(s.dir.join("job.toml"));
     let cfg = path.to_str().unwrap();
     let endpoint = s.endpoint();
 
@@ -177,7 +171,7 @@ async fn check_with_a_wrong_token_fails_with_the_authentication_message() {
 async fn preview_shows_profiles_counts_and_estimate_without_a_request() {
     let s = Setup::new("cli-preview").await;
     let csv = s.dir.file("c.csv", MIXED_CSV);
-    let path = s.job("cli-preview", &csv).write(&s.dir, "job.toml");
+    let path = s.job("cli-preview", &csv).write(s.dir.join("job.toml"));
     let r = cli(
         &["preview", "--config", path.to_str().unwrap(), "--endpoint", &s.endpoint(), "--rows", "2"],
         &[s.token_env()],
@@ -199,7 +193,6 @@ async fn preview_shows_profiles_counts_and_estimate_without_a_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_prints_the_summary_writes_the_report_and_sets_the_exit_code() {
     let s = Setup::new("cli-sync").await;
-    let endpoint = s.endpoint();
 
     // Some rows fail: exit 1, every failure in the report. Two invalid rows (never sent) and
     // one the destination fails: its email matches two existing profiles.
@@ -207,13 +200,9 @@ async fn sync_prints_the_summary_writes_the_report_and_sets_the_exit_code() {
         s.emu.insert_profile("acme", serde_json::json!({"id": id, "name": id, "emails": [{"original": "dup@example.com"}]}));
     }
     let mixed = s.dir.file("mixed.csv", &format!("{MIXED_CSV}c5,Dup Person,dup@example.com\n"));
-    let job = s.job("cli-sync-mixed", &mixed).write(&s.dir, "mixed.toml");
-    let report = s.dir.path("r.json");
-    let r = cli(
-        &["sync", "--config", job.to_str().unwrap(), "--endpoint", &endpoint, "--report", report.to_str().unwrap()],
-        &[s.token_env()],
-    )
-    .await;
+    let job = s.job("cli-sync-mixed", &mixed).write(s.dir.join("mixed.toml"));
+    let report = s.dir.join("r.json");
+    let r = s.sync(&job, &report).await;
     assert_eq!(r.code, Some(1), "a failed record makes the exit code 1: {}", r.all());
     let out = &r.stdout;
     for part in ["cli-sync-mixed: 5 rows", "created 2", "updated 0", "unchanged 0", "failed 1", "skipped 0", "invalid 2", "requests in", " s ("] {
@@ -248,13 +237,9 @@ async fn sync_prints_the_summary_writes_the_report_and_sets_the_exit_code() {
 
     // Nothing fails: exit 0.
     let clean = s.dir.file("clean.csv", CLEAN_CSV);
-    let job = s.job("cli-sync-clean", &clean).write(&s.dir, "clean.toml");
-    let report = s.dir.path("clean.json");
-    let r = cli(
-        &["sync", "--config", job.to_str().unwrap(), "--endpoint", &endpoint, "--report", report.to_str().unwrap()],
-        &[s.token_env()],
-    )
-    .await;
+    let job = s.job("cli-sync-clean", &clean).write(s.dir.join("clean.toml"));
+    let report = s.dir.join("clean.json");
+    let r = s.sync(&job, &report).await;
     assert_eq!(r.code, Some(0), "{}", r.all());
     assert!(r.stdout.contains("created 2") && r.stdout.contains("failed 0"), "{}", r.all());
     let rep: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
@@ -266,15 +251,15 @@ async fn sync_prints_the_summary_writes_the_report_and_sets_the_exit_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leaking_plugin_cannot_put_the_token_in_any_output() {
     let s = Setup::new("cli-leak").await;
-    let csv = simple_csv(&s.dir, "c.csv", 2);
-    let path = Job::new("cli-leak", &hostile(), &s.dir)
+    let csv = s.dir.file("c.csv", test_kit::rows::simple(2));
+    let path = Job::new("cli-leak", &hostile(), s.dir.path())
         .csv(&csv, "id")
         .set("behaviour", "leak-attempt")
         .set("username", &s.creds.user)
         .token_env(&s.token_var)
         .map("name", "name")
-        .write(&s.dir, "job.toml");
-    let report = s.dir.path("r.json");
+        .write(s.dir.join("job.toml"));
+    let report = s.dir.join("r.json");
     let r = cli(
         &["sync", "--config", path.to_str().unwrap(), "--endpoint", &s.endpoint(), "--report", report.to_str().unwrap()],
         &[s.token_env(), ("DESTINATION_HOST_LOG", "trace")],
@@ -295,7 +280,7 @@ async fn a_leaking_plugin_cannot_put_the_token_in_any_output() {
 async fn a_missing_token_variable_is_named() {
     let s = Setup::new("cli-missing").await;
     let csv = s.dir.file("c.csv", CLEAN_CSV);
-    let path = s.job("cli-missing", &csv).write(&s.dir, "job.toml");
+    let path = s.job("cli-missing", &csv).write(s.dir.join("job.toml"));
     let cfg = path.to_str().unwrap();
     for cmd in ["sync", "check"] {
         let r = cli(&[cmd, "--config", cfg, "--endpoint", &s.endpoint()], &[]).await;

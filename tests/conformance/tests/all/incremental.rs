@@ -2,9 +2,10 @@
 //! emulator. Every assertion is on counts (the emulator's request log, the run report, the
 //! profiles stored, the sync state), never on elapsed time.
 //!
-//! Needs the components: `cargo xtask build`. Run: `cargo test -p host-harness --test incremental`.
+//! Needs the components (`cargo xtask build`) and the `destination-host` binary. Run:
+//! `cargo test -p conformance --test all incremental::`.
 
-mod incremental_support;
+mod support;
 
 use std::time::Duration;
 
@@ -12,11 +13,10 @@ use gladly_emulator::{EmulatorConfig, Fault, FaultRule, Method};
 use host_harness::contract::model::{ErrorCode, Outcome};
 use host_harness::sync::plan;
 use host_harness::state::{RunStatus, State};
-use incremental_support::*;
+use support::*;
+use test_kit::PROFILES;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-
-const PROFILES: &str = "/api/v1/customer-profiles";
 
 // ---------------------------------------------------------------------------------------------
 // Re-syncs: nothing changed, one attribute changed, an email changed.
@@ -357,7 +357,7 @@ async fn killed_mid_run_then_rerun_syncs_every_row_exactly_once() {
         .await;
         let job = fx.path("job.toml");
         let cli = || {
-            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_destination-host"));
+            let mut c = std::process::Command::new(test_kit::components::destination_host());
             c.arg("sync").arg("--config").arg(&job).arg("--report").arg(fx.path("report.json"));
             c.stdout(std::process::Stdio::null());
             c.stderr(std::fs::File::create(fx.path("stderr.log")).unwrap());
@@ -546,7 +546,7 @@ async fn deleted_profile_is_recreated_in_upsert_mode_but_not_in_update_mode() {
     let mut fx = Fixture::new("deleted", 4).await;
     assert_eq!(fx.sync().await.counts.created, 4);
     let id1 = fx.id_of("customer1@example.com");
-    assert_eq!(fx.raw("DELETE", &format!("{PROFILES}/{id1}")), 204);
+    assert_eq!(fx.raw("DELETE", &format!("{PROFILES}/{id1}")).await, 204);
     assert_eq!(fx.profiles().len(), 3);
 
     // Upsert: the known id is gone, the email finds nothing, so it is created again.
@@ -572,7 +572,7 @@ async fn deleted_profile_is_recreated_in_upsert_mode_but_not_in_update_mode() {
     assert_eq!(first.counts.created, 0);
 
     let id2 = ids[2].clone();
-    assert_eq!(fx.raw("DELETE", &format!("{PROFILES}/{id2}")), 204);
+    assert_eq!(fx.raw("DELETE", &format!("{PROFILES}/{id2}")).await, 204);
     fx.edit_rows(|rows| rows[2].name = "Renamed 2".into());
     fx.clear();
     let r = fx.sync().await;

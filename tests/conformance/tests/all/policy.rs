@@ -1,16 +1,13 @@
-//! The host's policies against real misbehaving components (tests/hostile-guest) in the real
+//! The host's policies against real misbehaving components (tests/components/hostile) in the real
 //! host, talking to a real server on 127.0.0.1: the Gladly emulator, or a silent TCP server for
 //! the per-request timeout. Each test fails if the policy it checks is removed.
 //!
 //! Build the components first: `cargo xtask build`.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::*;
 use host_harness::job::JobConfig;
 use host_harness::error::HostError;
 use host_harness::sandbox::limits::Limits;
@@ -18,6 +15,9 @@ use host_harness::contract::model::{BatchContext, ErrorCode, Outcome, RecordResu
 use host_harness::sync::report::RunReport;
 use host_harness::sandbox::{Runtime, RuntimeConfig};
 use host_harness::sync::{Harness, RunOptions, Tenant};
+use test_kit::emulator::requests_of;
+use test_kit::rate::{assert_within_rate, max_in_window};
+use test_kit::{Creds, Job, TempDir, assert_no_secret, cache_dir, forbidden_import, hostile, q};
 
 /// Guard against hanging: every call here is expected back within this, whatever it does.
 const GUARD: Duration = Duration::from_secs(30);
@@ -36,7 +36,7 @@ struct Setup {
 impl Setup {
     async fn new(tag: &str) -> Setup {
         let creds = Creds::new();
-        let emu = emulator(&creds).await;
+        let emu = test_kit::emulator::with_user(&creds).await;
         let dir = TempDir::new(tag);
         let token_file = dir.file("token", &format!("{}\n", creds.token));
         Setup { creds, emu, dir, token_file }
@@ -45,8 +45,8 @@ impl Setup {
     /// A job running the hostile component with `behaviour` over `rows` CSV rows, its traffic
     /// redirected to the emulator, a high rate limit and no retries (one attempt per behaviour).
     fn job(&self, id: &str, behaviour: &str, rows: usize) -> Job {
-        let csv = simple_csv(&self.dir, &format!("{id}.csv"), rows);
-        Job::new(id, &hostile(), &self.dir)
+        let csv = self.dir.file(&format!("{id}.csv"), test_kit::rows::simple(rows));
+        Job::new(id, &hostile(), self.dir.path())
             .csv(&csv, "id")
             .set("behaviour", behaviour)
             .set("username", &self.creds.user)
@@ -61,7 +61,7 @@ impl Setup {
 
 /// A harness whose runtime uses `limits` (and the shared compile cache).
 fn harness(limits: Limits) -> Arc<Harness> {
-    Arc::new(Harness::new(RuntimeConfig { cache_dir: Some(shared_cache_dir()), pooling: false, limits }).expect("harness"))
+    Arc::new(Harness::new(RuntimeConfig { cache_dir: Some(cache_dir()), pooling: false, limits }).expect("harness"))
 }
 
 fn limits(f: impl FnOnce(&mut Limits)) -> Limits {
@@ -131,7 +131,7 @@ fn all_failed_with(results: &[RecordResult], code: ErrorCode) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allowed_host_goes_through_with_host_credentials() {
     let s = Setup::new("allowed").await;
-    let job = s.job("allowed", "well-behaved", 2).config();
+    let job = s.job("allowed", "well-behaved", 2).config::<JobConfig>();
     let h = harness(limits(|_| {}));
     let t = prepare(&h, &job).await;
     assert_eq!(t.policy.allowed_hosts, vec!["acme.gladly.com".to_string()]);
@@ -155,7 +155,7 @@ async fn allowed_host_goes_through_with_host_credentials() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_host_is_refused_before_any_socket_opens() {
     let s = Setup::new("other-host").await;
-    let job = s.job("other-host", "other-host", 2).config();
+    let job = s.job("other-host", "other-host", 2).config::<JobConfig>();
     let h = harness(limits(|_| {}));
     let t = prepare(&h, &job).await;
 
@@ -177,7 +177,7 @@ async fn other_host_is_refused_before_any_socket_opens() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_is_refused() {
     let s = Setup::new("plain-http").await;
-    let job = s.job("plain-http", "plain-http", 2).config();
+    let job = s.job("plain-http", "plain-http", 2).config::<JobConfig>();
     let h = harness(limits(|_| {}));
     let t = prepare(&h, &job).await;
 
@@ -198,7 +198,7 @@ async fn plain_http_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guest_cannot_set_its_own_authorization() {
     let s = Setup::new("set-auth").await;
-    let job = s.job("set-auth", "set-authorization", 2).config();
+    let job = s.job("set-auth", "set-authorization", 2).config::<JobConfig>();
     let h = harness(limits(|_| {}));
     let t = prepare(&h, &job).await;
 
@@ -212,9 +212,9 @@ async fn guest_cannot_set_its_own_authorization() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leak_attempt_never_sees_the_token() {
-    let logs = captured_logs();
+    let logs = test_kit::logs::captured();
     let s = Setup::new("leak").await;
-    let job = s.job("leak", "leak-attempt", 2).config();
+    let job = s.job("leak", "leak-attempt", 2).config::<JobConfig>();
     let h = harness(limits(|_| {}));
     let t = prepare(&h, &job).await;
 
@@ -250,9 +250,9 @@ async fn leak_attempt_never_sees_the_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn spin_and_sleep_hit_the_deadline_while_another_tenant_completes() {
     let s = Setup::new("deadline").await;
-    let spin = s.job("deadline-spin", "spin", 2).limit("call_deadline_secs = 1").config();
-    let sleep = s.job("deadline-sleep", "sleep", 2).config();
-    let good = s.job("deadline-good", "well-behaved", 2).config();
+    let spin = s.job("deadline-spin", "spin", 2).limit("call_deadline_secs = 1").config::<JobConfig>();
+    let sleep = s.job("deadline-sleep", "sleep", 2).config::<JobConfig>();
+    let good = s.job("deadline-good", "well-behaved", 2).config::<JobConfig>();
     // One harness (configured from the spinning job's [limits]) runs all three tenants.
     let h = Arc::new(Harness::for_job(&spin).expect("harness"));
     assert_eq!(h.runtime().limits().call_deadline_secs, 1);
@@ -293,8 +293,8 @@ async fn spin_and_sleep_hit_the_deadline_while_another_tenant_completes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_hog_fails_its_batch_only() {
     let s = Setup::new("memory").await;
-    let hog = s.job("memory-hog", "memory-hog", 2).config();
-    let good = s.job("memory-good", "well-behaved", 2).config();
+    let hog = s.job("memory-hog", "memory-hog", 2).config::<JobConfig>();
+    let good = s.job("memory-good", "well-behaved", 2).config::<JobConfig>();
     let h = harness(limits(|l| l.memory_mib = 16));
     let (th, tg) = (prepare(&h, &hog).await, prepare(&h, &good).await);
 
@@ -321,13 +321,13 @@ async fn memory_hog_fails_its_batch_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panic_and_trap_fail_that_call_only() {
-    let logs = captured_logs();
+    let logs = test_kit::logs::captured();
     let s = Setup::new("trap").await;
     let h = harness(limits(|_| {}));
-    let good = s.job("trap-good", "well-behaved", 1).config();
+    let good = s.job("trap-good", "well-behaved", 1).config::<JobConfig>();
     let tg = prepare(&h, &good).await;
     for behaviour in ["panic", "trap"] {
-        let job = s.job(&format!("trap-{behaviour}"), behaviour, 2).config();
+        let job = s.job(&format!("trap-{behaviour}"), behaviour, 2).config::<JobConfig>();
         let t = prepare(&h, &job).await;
         let (bad, ok) = tokio::join!(sync_batch(&t, 2), sync_batch(&tg, 1));
         match bad {
@@ -356,8 +356,8 @@ async fn panic_and_trap_fail_that_call_only() {
 async fn panic_in_map_fails_that_tenant_only() {
     let s = Setup::new("panic-map").await;
     let h = harness(limits(|_| {}));
-    let bad = s.job("panic-map", "panic-in-map", 2).config();
-    let good = s.job("panic-map-good", "well-behaved", 2).config();
+    let bad = s.job("panic-map", "panic-in-map", 2).config::<JobConfig>();
+    let good = s.job("panic-map-good", "well-behaved", 2).config::<JobConfig>();
     let (tb, tg) = (prepare(&h, &bad).await, prepare(&h, &good).await);
 
     let rows = vec![Row { key: "r1".into(), columns: vec![] }];
@@ -388,7 +388,7 @@ async fn panic_in_map_fails_that_tenant_only() {
 async fn a_run_that_fails_is_recorded_as_failed() {
     let s = Setup::new("failed-run").await;
     let h = harness(limits(|_| {}));
-    let bad = s.job("failed-run", "panic-in-map", 2).config();
+    let bad = s.job("failed-run", "panic-in-map", 2).config::<JobConfig>();
     let t = prepare(&h, &bad).await;
     assert!(matches!(run(&h, &t, &bad).await, Err(HostError::Plugin { .. })));
     let state = host_harness::state::State::open(&bad.sync.state_dir).expect("state");
@@ -406,7 +406,7 @@ async fn wrong_result_count_or_keys_fail_the_batch() {
     let s = Setup::new("contract").await;
     let h = harness(limits(|_| {}));
     for (behaviour, says) in [("wrong-count", "2 results for 3 rows"), ("wrong-keys", "for a key that was not sent")] {
-        let job = s.job(&format!("contract-{behaviour}"), behaviour, 3).config();
+        let job = s.job(&format!("contract-{behaviour}"), behaviour, 3).config::<JobConfig>();
         let t = prepare(&h, &job).await;
         match sync_batch(&t, 3).await {
             Err(HostError::Plugin { reason, .. }) => {
@@ -458,8 +458,8 @@ async fn a_server_that_never_answers_times_out_per_request() {
     let s = Setup::new("slow").await;
     let (url, accepted) = silent_server().await;
     let mut job = s.job("slow", "slow-server", 1);
-    job.policy.retain(|l| !l.starts_with("endpoint"));
-    let job = job.policy(&format!("endpoint = {}", q(&url))).limit("request_timeout_secs = 1").config();
+    job.policy.remove("endpoint");
+    let job = job.policy(&format!("endpoint = {}", q(&url))).limit("request_timeout_secs = 1").config::<JobConfig>();
     // The call's own deadline stays long: the request timeout must end it, not the deadline.
     let h = harness(limits(|l| l.request_timeout_secs = 1));
     assert_eq!(h.runtime().limits().call_deadline_secs, Limits::default().call_deadline_secs);
@@ -488,7 +488,7 @@ fn statuses(results: &[RecordResult]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_requests_never_exceed_the_limit_in_any_second() {
     let s = Setup::new("rate").await;
-    let job = s.job("rate", "many-requests", 1).set("count", "30").config();
+    let job = s.job("rate", "many-requests", 1).set("count", "30").config::<JobConfig>();
     let mut job = job;
     job.policy.rate_limit_per_second = Some(10);
     let h = harness(limits(|_| {}));
@@ -512,8 +512,8 @@ async fn many_requests_never_exceed_the_limit_in_any_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tenants_of_one_organization_share_the_budget() {
     let s = Setup::new("rate-shared").await;
-    let mut a = s.job("rate-shared-a", "many-requests", 1).set("count", "15").config();
-    let mut b = s.job("rate-shared-b", "many-requests", 1).set("count", "15").config();
+    let mut a = s.job("rate-shared-a", "many-requests", 1).set("count", "15").config::<JobConfig>();
+    let mut b = s.job("rate-shared-b", "many-requests", 1).set("count", "15").config::<JobConfig>();
     a.policy.rate_limit_per_second = Some(10);
     b.policy.rate_limit_per_second = Some(10);
     let h = harness(limits(|_| {}));
@@ -531,8 +531,8 @@ async fn tenants_of_one_organization_share_the_budget() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn different_organizations_do_not_share_a_budget() {
     let s = Setup::new("rate-orgs").await;
-    let mut a = s.job("rate-orgs-a", "many-requests", 1).set("count", "15").config();
-    let mut b = s.job("rate-orgs-b", "many-requests", 1).set("count", "15").set("host", "beta.gladly.com").config();
+    let mut a = s.job("rate-orgs-a", "many-requests", 1).set("count", "15").config::<JobConfig>();
+    let mut b = s.job("rate-orgs-b", "many-requests", 1).set("count", "15").set("host", "beta.gladly.com").config::<JobConfig>();
     a.policy.rate_limit_per_second = Some(10);
     b.policy.rate_limit_per_second = Some(10);
     let h = harness(limits(|_| {}));
@@ -588,7 +588,7 @@ fn cwasm_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[tokio::test]
 async fn compiled_components_are_cached_and_a_corrupt_entry_is_recompiled() {
     let dir = TempDir::new("cache");
-    let cache = dir.path("cache");
+    let cache = dir.join("cache");
     let config = RuntimeConfig { cache_dir: Some(cache.clone()), pooling: false, limits: Limits::default() };
     let path = hostile();
 

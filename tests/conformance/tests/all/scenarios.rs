@@ -1,4 +1,4 @@
-//! One test per scenario folder under `tests/scenarios/` (each runs the component in the host
+//! One test per scenario folder under `tests/conformance/scenarios/` (each runs the component in the host
 //! against the emulator, compares with the folder's `expected.json` and checks every invariant
 //! of `conformance::checks::all`), and a test that no folder lacks its test.
 
@@ -73,7 +73,7 @@ scenarios! {
 fn every_scenario_folder_has_a_test() {
     let folders = scenario::scenario_names();
     let missing: Vec<&String> = folders.iter().filter(|f| !LISTED.contains(&f.as_str())).collect();
-    assert!(missing.is_empty(), "scenario folders without a test in tests/tests/scenarios.rs: {missing:?}");
+    assert!(missing.is_empty(), "scenario folders without a test in tests/conformance/tests/all/scenarios.rs: {missing:?}");
     let stale: Vec<&&str> = LISTED.iter().filter(|n| !folders.iter().any(|f| f == *n)).collect();
     assert!(stale.is_empty(), "tests naming a scenario folder that does not exist: {stale:?}");
     assert!(folders.len() >= 40, "only {} scenario folders found in {}", folders.len(), scenario::scenarios_dir().display());

@@ -1,21 +1,20 @@
 //! End to end from each source kind into the Gladly emulator, with the real destination
-//! component: CSV, JSON Lines, SQLite (the bundled examples/warehouse.sqlite) and PostgreSQL
+//! component: CSV, JSON Lines, SQLite (the bundled host-harness/examples/warehouse.sqlite) and PostgreSQL
 //! (`HOST_HARNESS_PG_URL`, default `postgresql://postgres@127.0.0.1:5432/test`; the test makes
 //! and drops its own table). In every source one key repeats and one is missing: those rows are
 //! reported as invalid and never sent.
 //!
 //! Build the components first: `cargo xtask build`.
 
-mod common;
-
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
-use common::*;
 use host_harness::contract::model::ErrorCode;
+use host_harness::job::JobConfig;
 use host_harness::sync::report::RunReport;
 use host_harness::sync::{Harness, RunOptions};
+use test_kit::postgres::url as pg_url;
+use test_kit::{Creds, Job, TempDir, q, unique, workspace_root};
 
 const GUARD: Duration = Duration::from_secs(120);
 
@@ -48,28 +47,13 @@ struct Expect {
     never_sent: Vec<String>,
 }
 
-fn pg_url() -> String {
-    std::env::var("HOST_HARNESS_PG_URL").unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/test".into())
-}
-
 /// Sync `source` (a `[source]` body) twice into a fresh emulator and check the outcome.
 async fn sync_and_check(tag: &str, source: &str, expect: Expect) {
     let creds = Creds::new();
-    let emu = emulator(&creds).await;
+    let emu = test_kit::emulator::with_user(&creds).await;
     let dir = TempDir::new(tag);
     let token = dir.file("token", &creds.token);
-    let job = Job::new(tag, &destination(), &dir)
-        .source(source)
-        .set("domain", "acme")
-        .set("username", &creds.user)
-        .token_file(&token)
-        .map("name", "name")
-        .map("email", "email")
-        .map("id", "externalCustomerId")
-        .policy("allow_hosts = [\"*.gladly.com\"]")
-        .policy("rate_limit_per_second = 1000")
-        .limit("max_retries = 0")
-        .config();
+    let job: JobConfig = Job::people_into_acme(tag, dir.path(), &creds.user).source(source).token_file(&token).config();
     let harness = Harness::for_job(&job).expect("harness");
     let opts = RunOptions { endpoint: Some(emu.base_url()), ..RunOptions::default() };
     let tenant = harness.prepare(&job, &opts).await.expect("prepare");
@@ -151,7 +135,7 @@ async fn json_lines_into_the_emulator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_warehouse_into_the_emulator() {
-    let db = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/warehouse.sqlite");
+    let db = workspace_root().join("host-harness/examples/warehouse.sqlite");
     // Customers 1–3, then customer 2 again with another email, then a row without a key.
     let query = "SELECT id, name, email FROM ( \
         SELECT 1 AS o, id, full_name AS name, email FROM customers WHERE id IN (1, 2, 3) \

@@ -1,12 +1,12 @@
 //! The customer-profile routes against a real emulator on 127.0.0.1.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Client, PROFILES, fast, profile_path, start, start_with};
 use gladly_emulator::{CustomAttributesPatch, EmulatorConfig, ErrorsShape, Switches, User};
 use serde_json::json;
+use test_kit::emulator::{fast, start, start_with};
+use test_kit::http::Client;
+use test_kit::{PROFILES, profile_path};
 
 #[tokio::test]
 async fn organization_answers_with_rate_headers() {

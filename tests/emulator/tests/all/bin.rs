@@ -1,7 +1,5 @@
 //! The standalone binary prints its address and serves.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
@@ -28,7 +26,7 @@ async fn binary_listens_on_loopback() {
         if !addr.ip().is_loopback() {
             return Err("not loopback");
         }
-        let client = common::Client {
+        let client = test_kit::http::Client {
             addr,
             host: "acme.gladly.com".into(),
             auth: Some(("api@example.com".into(), "emulator-token".into())),

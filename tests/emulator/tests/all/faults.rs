@@ -1,12 +1,12 @@
 //! Fault injection seen from a client.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Client, PROFILES, fast, profile_path, start, start_with, timeout};
 use gladly_emulator::{EmulatorConfig, Fault, FaultRule, Method};
 use serde_json::json;
+use test_kit::emulator::{fast, start, start_with, timeout};
+use test_kit::http::Client;
+use test_kit::{PROFILES, profile_path};
 
 #[tokio::test]
 async fn status_faults_on_chosen_requests() {

@@ -1,10 +1,9 @@
-//! Helpers for the incremental-sync tests: a temporary folder with a CSV source and a job file,
-//! an in-process Gladly emulator, and assertions over what the emulator holds and saw.
-
-#![allow(dead_code)]
+//! The incremental-sync tests' fixture: a temporary folder with a CSV source of generated
+//! customers and a job file, an in-process Gladly emulator and a harness, and assertions over
+//! what the emulator holds and saw. The parts every test crate shares (folders, job files,
+//! components, profiles, the HTTP client) come from the test kit.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use std::sync::Mutex;
@@ -12,50 +11,20 @@ use std::time::Duration;
 
 use gladly_emulator::{Emulator, EmulatorConfig, RecordedRequest};
 use host_harness::job::JobConfig;
-use host_harness::sync::report::RunReport;
 use host_harness::state::{RecordState, State};
+use host_harness::sync::report::RunReport;
 use host_harness::sync::{Harness, RunOptions};
 use serde_json::Value;
+use test_kit::http::Client;
+use test_kit::profiles::{emails, with_email};
+use test_kit::{Job, TempDir, destination};
 
 /// The organization every fixture writes to (`acme.gladly.com`).
 pub const ORG: &str = "acme";
 /// The emulator's API user and token.
 pub const USER: &str = gladly_emulator::DEFAULT_USER;
+/// The emulator's API token.
 pub const TOKEN: &str = gladly_emulator::DEFAULT_TOKEN;
-
-/// The workspace's target folder (where `cargo xtask build` puts the components).
-pub fn target_dir() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let default = manifest.parent().map(|p| p.join("target")).unwrap_or_default();
-    let file = "wasm32-wasip2/release/gladly_destination.wasm";
-    match std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
-        Some(t) if t.join(file).exists() => t,
-        _ => default,
-    }
-}
-
-/// The real destination component.
-pub fn component() -> PathBuf {
-    let p = target_dir().join("wasm32-wasip2/release/gladly_destination.wasm");
-    assert!(p.exists(), "{} is missing: run `cargo xtask build` first", p.display());
-    p
-}
-
-/// A compile cache shared by the tests (and the CLI subprocesses) so the component is compiled once.
-pub fn cache_dir() -> PathBuf {
-    target_dir().join("incremental-test-cache")
-}
-
-/// A folder removed when dropped: its path, and the `tempfile` guard that removes it.
-pub struct TempDir(pub PathBuf, #[allow(dead_code)] tempfile::TempDir);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let dir = tempfile::Builder::new().prefix(&format!("hh-incr-{tag}-")).tempdir().unwrap();
-        TempDir(dir.path().to_path_buf(), dir)
-    }
-}
-
 
 /// One source row.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,7 +77,7 @@ pub fn write_csv(path: &Path, rows: &[Person]) {
     std::fs::write(path, out).unwrap();
 }
 
-/// What a job file is built from.
+/// What a job file is built from (fields the tests change between runs).
 #[derive(Debug, Clone)]
 pub struct JobSpec {
     pub sync_id: String,
@@ -122,6 +91,7 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
+    /// An upsert of name, email and tier at 200 requests/s with quick backoff.
     pub fn upsert(sync_id: &str) -> JobSpec {
         JobSpec {
             sync_id: sync_id.into(),
@@ -134,51 +104,25 @@ impl JobSpec {
     }
 }
 
-/// Render a job file.
-pub fn job_toml(dir: &Path, spec: &JobSpec, endpoint: &str) -> String {
-    let mapping: Vec<String> = spec.mapping.iter().map(|(c, t)| format!("{c} = \"{t}\"")).collect();
-    format!(
-        r#"[sync]
-id = "{sync_id}"
-mode = "{mode}"
-component = "{component}"
-state_dir = "{state}"
-cache_dir = "{cache}"
-
-[source]
-kind = "csv"
-path = "{csv}"
-primary_key = "id"
-
-[destination]
-domain = "{ORG}"
-username = "{USER}"
-
-[destination.secrets]
-token = {{ file = "{token}" }}
-
-[mapping]
-{mapping}
-
-[policy]
-allow_hosts = ["*.gladly.com"]
-rate_limit_per_second = {rate}
-endpoint = "{endpoint}"
-
-[limits]
-{limits}
-"#,
-        sync_id = spec.sync_id,
-        mode = spec.mode,
-        component = component().display(),
-        state = dir.join("state").display(),
-        cache = cache_dir().display(),
-        csv = dir.join("rows.csv").display(),
-        token = dir.join(&spec.token_file).display(),
-        mapping = mapping.join("\n"),
-        rate = spec.rate_limit,
-        limits = spec.limits.join("\n"),
-    )
+/// The job file of `spec` for the folder `dir` (source `rows.csv`, state `state/`).
+pub fn job(dir: &Path, spec: &JobSpec, endpoint: &str) -> Job {
+    let mut job = Job::new(&spec.sync_id, &destination(), dir)
+        .state_dir(dir.join("state"))
+        .mode(spec.mode)
+        .csv(&dir.join("rows.csv"), "id")
+        .set("domain", ORG)
+        .set("username", USER)
+        .token_file(&dir.join(&spec.token_file))
+        .policy(r#"allow_hosts = ["*.gladly.com"]"#)
+        .policy(&format!("rate_limit_per_second = {}", spec.rate_limit))
+        .policy(&format!("endpoint = {}", test_kit::q(endpoint)));
+    for (column, target) in &spec.mapping {
+        job = job.map(column, target);
+    }
+    for line in &spec.limits {
+        job = job.limit(line);
+    }
+    job
 }
 
 /// Serializes the first load of the component per process (the compile cache is written once).
@@ -207,11 +151,11 @@ impl Fixture {
 
     pub async fn with(tag: &str, rows: Vec<Person>, spec: JobSpec, emulator: EmulatorConfig) -> Fixture {
         let dir = TempDir::new(tag);
-        std::fs::write(dir.0.join("token"), format!("{TOKEN}\n")).unwrap();
-        std::fs::write(dir.0.join("wrong-token"), "not-the-token\n").unwrap();
-        write_csv(&dir.0.join("rows.csv"), &rows);
+        std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
+        std::fs::write(dir.join("wrong-token"), "not-the-token\n").unwrap();
+        write_csv(&dir.join("rows.csv"), &rows);
         let emulator = Emulator::start(emulator).await.unwrap();
-        let job = parse_job(&dir.0, &spec, &emulator.base_url());
+        let job = parse_job(dir.path(), &spec, &emulator.base_url());
         let harness = Harness::for_job(&job).unwrap();
         {
             let _guard = LOAD.lock().unwrap_or_else(|p| p.into_inner());
@@ -221,18 +165,18 @@ impl Fixture {
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.0.join(name)
+        self.dir.join(name)
     }
 
     /// Replace the job (e.g. a new mapping); the harness and its loaded plugin stay.
     pub fn set_job(&mut self, spec: JobSpec) {
-        self.job = parse_job(&self.dir.0, &spec, &self.emulator.base_url());
+        self.job = parse_job(self.dir.path(), &spec, &self.emulator.base_url());
         self.spec = spec;
     }
 
     /// Rewrite the source.
     pub fn set_rows(&mut self, rows: Vec<Person>) {
-        write_csv(&self.dir.0.join("rows.csv"), &rows);
+        write_csv(&self.dir.join("rows.csv"), &rows);
         self.rows = rows;
     }
 
@@ -297,7 +241,7 @@ impl Fixture {
     /// The Gladly id of the live profile holding `email`.
     pub fn id_of(&self, email: &str) -> String {
         let profiles = self.profiles();
-        let found = profiles_with_email(&profiles, email);
+        let found = with_email(&profiles, email);
         assert_eq!(found.len(), 1, "profiles with {email}: {found:?}");
         found[0]["id"].as_str().unwrap().to_string()
     }
@@ -318,49 +262,17 @@ impl Fixture {
         }
     }
 
-    /// A raw request to the emulator as the API user (e.g. an agent deleting a profile).
-    pub fn raw(&self, method: &str, path: &str) -> u16 {
-        raw_request(&self.emulator.base_url(), method, path)
+    /// A request to the emulator as the API user (e.g. an agent deleting a profile); returns
+    /// the status.
+    pub async fn raw(&self, method: &str, path: &str) -> u16 {
+        Client::new(&self.emulator).send(method, path, None).await.status
     }
 }
 
 fn parse_job(dir: &Path, spec: &JobSpec, endpoint: &str) -> JobConfig {
-    let text = job_toml(dir, spec, endpoint);
-    std::fs::write(dir.join("job.toml"), &text).unwrap();
-    toml::from_str::<JobConfig>(&text).unwrap()
-}
-
-/// One HTTP/1.1 request with Basic auth and the organization's Host header; returns the status.
-pub fn raw_request(base_url: &str, method: &str, path: &str) -> u16 {
-    use base64::Engine;
-    let addr = base_url.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{TOKEN}"));
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {ORG}.gladly.com\r\nAuthorization: Basic {auth}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).unwrap();
-    buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
-}
-
-/// The normalized emails of a stored profile.
-pub fn emails(p: &Value) -> Vec<String> {
-    p["emails"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["normalized"].as_str().or(e["original"].as_str()))
-        .map(|s| s.to_ascii_lowercase())
-        .collect()
-}
-
-/// The profiles holding `email`.
-pub fn profiles_with_email<'a>(profiles: &'a [Value], email: &str) -> Vec<&'a Value> {
-    let email = email.to_ascii_lowercase();
-    profiles.iter().filter(|p| emails(p).contains(&email)).collect()
+    let job = job(dir, spec, endpoint);
+    job.write(dir.join("job.toml"));
+    job.config()
 }
 
 /// Every row has exactly one profile, and no profile holds an email twice across profiles.
