@@ -118,10 +118,18 @@ fn ran_to_completion(status: std::process::ExitStatus) -> Result<()> {
     }
 }
 
+/// Builds the components, then every test and the `destination-host` binary the conformance
+/// suite runs (one build, with the same features as the test run, so nothing is compiled twice),
+/// then runs the tests with `TEST_COMPONENTS_DIR` naming the folder the components were built in.
 fn test() -> Result<()> {
-    build()?;
+    let component = build()?;
+    let components_dir = component.parent().map(Path::to_path_buf).unwrap_or_default();
+    let packages = ["--workspace", "--exclude", "hostile-guest", "--exclude", "forbidden-import-guest"];
+    let mut b = cargo();
+    b.arg("build").args(packages).args(["--tests", "--bin", "destination-host"]);
+    run(b)?;
     let mut c = cargo();
-    c.args(["test", "--workspace", "--exclude", "hostile-guest", "--exclude", "forbidden-import-guest"]);
+    c.arg("test").args(packages).env("TEST_COMPONENTS_DIR", components_dir);
     run(c)
 }
 
