@@ -269,7 +269,7 @@ fn csv_wrong_field_count_is_an_invalid_row() {
 #[test]
 fn csv_open_errors_name_the_fix() {
     let dir = TempDir::new("csv");
-    let e = open_err(&csv_cfg(dir.path().join("missing.csv"), "id", &[])).to_string();
+    let e = open_err(&csv_cfg(&dir.join("missing.csv"), "id", &[])).to_string();
     assert!(e.contains("missing.csv") && e.contains("exists"), "{e}");
     let p = dir.file("t.csv", b"ID,email\n1,a@example.com\n");
     let e = open_err(&csv_cfg(&p, "id", &[])).to_string();
@@ -547,7 +547,7 @@ fn sqlite_hints_override_declared_types() {
 fn sqlite_open_errors_name_the_fix() {
     let dir = TempDir::new("sqlite");
     let p = sqlite_db(&dir, "t.sqlite", "CREATE TABLE t (id INTEGER, a TEXT);");
-    let e = open_err(&sqlite_cfg(dir.path().join("nope.sqlite"), "SELECT 1", "id", &[])).to_string();
+    let e = open_err(&sqlite_cfg(&dir.join("nope.sqlite"), "SELECT 1", "id", &[])).to_string();
     assert!(e.contains("nope.sqlite") && e.contains("does not exist"), "{e}");
     assert!(!dir.join("nope.sqlite").exists(), "never creates a database");
     let e = open_err(&sqlite_cfg(&p, "SELECT * FROM missing", "id", &[])).to_string();

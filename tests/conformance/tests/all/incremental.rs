@@ -13,10 +13,11 @@ use gladly_emulator::{EmulatorConfig, Fault, FaultRule, Method};
 use host_harness::contract::model::{ErrorCode, Outcome};
 use host_harness::sync::plan;
 use host_harness::state::{RunStatus, State};
-use support::*;
-use test_kit::PROFILES;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
+use support::*;
+use test_kit::PROFILES;
+use test_kit::profiles::{emails, with_email};
 
 // ---------------------------------------------------------------------------------------------
 // Re-syncs: nothing changed, one attribute changed, an email changed.
@@ -581,6 +582,6 @@ async fn deleted_profile_is_recreated_in_upsert_mode_but_not_in_update_mode() {
     assert_eq!(r.failures[0].key, "c0002");
     assert_eq!(r.failures[0].code, ErrorCode::NotFound);
     assert!(!fx.requests().iter().any(|r| r.method == "POST"), "update mode never creates: {:?}", summary(&fx.requests()));
-    assert!(profiles_with_email(&fx.profiles(), "customer2@example.com").is_empty());
+    assert!(with_email(&fx.profiles(), "customer2@example.com").is_empty());
     assert_eq!(fx.profiles().len(), 3);
 }

@@ -298,11 +298,6 @@ pub fn is_find(r: &RecordedRequest) -> bool {
     r.method == "GET" && r.path.starts_with("/api/v1/customer-profiles?")
 }
 
-/// Whether a recorded request writes (POST, PATCH, PUT, DELETE).
-pub fn is_write(r: &RecordedRequest) -> bool {
-    matches!(r.method.as_str(), "POST" | "PATCH" | "PUT" | "DELETE")
-}
-
 /// `METHOD path` lines, for failure messages.
 pub fn summary(reqs: &[RecordedRequest]) -> Vec<String> {
     reqs.iter().map(|r| format!("{} {} -> {:?}", r.method, r.path, r.status)).collect()
