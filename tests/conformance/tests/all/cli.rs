@@ -71,6 +71,12 @@ impl Setup {
         Job::people_into_acme(id, self.dir.path(), &self.creds.user).csv(csv, "id").token_env(&self.token_var)
     }
 
+    /// [`Setup::job`] over the CSV `rows`, written as `c.csv` and `job.toml`; returns the job file.
+    fn job_file(&self, id: &str, rows: &str) -> std::path::PathBuf {
+        let csv = self.dir.file("c.csv", rows);
+        self.job(id, &csv).write(self.dir.join("job.toml"))
+    }
+
     fn token_env(&self) -> (&str, &str) {
         (self.token_var.as_str(), self.creds.token.as_str())
     }
@@ -147,8 +153,7 @@ async fn validate_reports_every_problem_with_its_key_and_fix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_with_a_wrong_token_fails_with_the_authentication_message() {
     let s = Setup::new("cli-check").await;
-    let csv = s.dir.file("c.csv", CLEAN_CSV);
-    let path = s.job("cli-check", &csv).write(s.dir.join("job.toml"));
+    let path = s.job_file("cli-check", CLEAN_CSV);
     let cfg = path.to_str().unwrap();
     let endpoint = s.endpoint();
 
@@ -170,8 +175,7 @@ async fn check_with_a_wrong_token_fails_with_the_authentication_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preview_shows_profiles_counts_and_estimate_without_a_request() {
     let s = Setup::new("cli-preview").await;
-    let csv = s.dir.file("c.csv", MIXED_CSV);
-    let path = s.job("cli-preview", &csv).write(s.dir.join("job.toml"));
+    let path = s.job_file("cli-preview", MIXED_CSV);
     let r = cli(
         &["preview", "--config", path.to_str().unwrap(), "--endpoint", &s.endpoint(), "--rows", "2"],
         &[s.token_env()],
@@ -279,8 +283,7 @@ async fn a_leaking_plugin_cannot_put_the_token_in_any_output() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_token_variable_is_named() {
     let s = Setup::new("cli-missing").await;
-    let csv = s.dir.file("c.csv", CLEAN_CSV);
-    let path = s.job("cli-missing", &csv).write(s.dir.join("job.toml"));
+    let path = s.job_file("cli-missing", CLEAN_CSV);
     let cfg = path.to_str().unwrap();
     for cmd in ["sync", "check"] {
         let r = cli(&[cmd, "--config", cfg, "--endpoint", &s.endpoint()], &[]).await;
