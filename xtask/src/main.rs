@@ -187,6 +187,8 @@ fn ran_to_completion(status: std::process::ExitStatus) -> Result<()> {
     }
 }
 
+/// Builds the components and the host's binaries (the conformance suite runs `destination-host`),
+/// then runs every test with `TEST_COMPONENTS_DIR` naming the folder the components were built in.
 fn test() -> Result<()> {
     build()?;
     // The CLI tests run the built `destination-host`.

@@ -12,9 +12,9 @@ use crate::error::{ErrorCode, GladlyError};
 use crate::normalize::{is_valid_email, normalize_phone};
 
 /// JSON Schema (draft 2020-12) of a create body.
-pub const CREATE_SCHEMA: &str = include_str!("../../schemas/customer-create.schema.json");
+pub const CREATE_SCHEMA: &str = include_str!("../../conformance/schemas/customer-create.schema.json");
 /// JSON Schema (draft 2020-12) of an update body.
-pub const UPDATE_SCHEMA: &str = include_str!("../../schemas/customer-update.schema.json");
+pub const UPDATE_SCHEMA: &str = include_str!("../../conformance/schemas/customer-update.schema.json");
 
 static CREATE: LazyLock<Result<Validator, String>> = LazyLock::new(|| compile(CREATE_SCHEMA));
 static UPDATE: LazyLock<Result<Validator, String>> = LazyLock::new(|| compile(UPDATE_SCHEMA));

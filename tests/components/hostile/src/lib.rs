@@ -1,0 +1,564 @@
+//! A deliberately misbehaving destination plugin, used by the host's tests.
+//!
+//! Every call reads the setting `behaviour` and misbehaves in one way, one per limit the host
+//! enforces. Other settings: `host` (default `acme.gladly.com`), `username` (default `hostile`),
+//! `count` (requests for `many-requests`, default 20) and `sleep-ms` (for `sleep`, default one hour).
+//!
+//! Only meaningful as a `wasm32-wasip2` component: on other targets the crate is empty, so native
+//! `cargo build --workspace` / `cargo clippy --workspace` still work.
+#![cfg(target_arch = "wasm32")]
+
+wit_bindgen::generate!({
+    path: "../../../wit/v0.1.0",
+    world: "plugin",
+    with: {
+        "wasi:http/outgoing-handler@0.2.2": waki::bindings::wasi::http::outgoing_handler,
+        "wasi:http/types@0.2.2": waki::bindings::wasi::http::types,
+        "wasi:io/error@0.2.2": waki::bindings::wasi::io::error,
+        "wasi:io/poll@0.2.2": waki::bindings::wasi::io::poll,
+        "wasi:io/streams@0.2.2": waki::bindings::wasi::io::streams,
+        "wasi:clocks/monotonic-clock@0.2.2": waki::bindings::wasi::clocks::monotonic_clock,
+    },
+});
+
+use exports::reverse_etl::destination::destination::Guest;
+use reverse_etl::destination::host::{Level, log};
+use reverse_etl::destination::types::{
+    BasicCredential, BatchContext, ConfigField, ConfigProblem, ConnectionInfo, Credential,
+    DestinationSpec, Error, ErrorCategory, ErrorCode as Code, FieldMapping, MappedRecord,
+    ModeSupport, Outcome, RecordResult, ResolvedConfig, Row, RowError, Setting, SyncItem, SyncMode,
+};
+use waki::bindings::wasi::clocks::monotonic_clock;
+use waki::bindings::wasi::http::outgoing_handler::{self, FutureIncomingResponse};
+use waki::bindings::wasi::http::types::{
+    ErrorCode as WasiError, Fields, IncomingResponse, Method, OutgoingRequest, Scheme,
+};
+use waki::bindings::wasi::io::{poll, streams::StreamError};
+
+const DEFAULT_HOST: &str = "acme.gladly.com";
+const ORGANIZATION: &str = "/api/v1/organization";
+
+struct Component;
+export!(Component);
+
+// ---------------------------------------------------------------------------------------------
+// Behaviours. Each returns the results of `sync-batch` for `items`.
+// ---------------------------------------------------------------------------------------------
+
+/// Control: one GET to the configured host, then one `created` result per item.
+fn well_behaved(cfg: &[Setting], items: &[SyncItem]) -> Vec<RecordResult> {
+    let reply = get(Scheme::Https, &host(cfg), ORGANIZATION, None);
+    all_items(items, reply.map(|r| format!("status {}", r.status)))
+}
+
+/// Egress allowlist: a request to a host `validate-config` never declared.
+fn other_host(items: &[SyncItem]) -> Vec<RecordResult> {
+    let reply = get(Scheme::Https, "evil.example.com", "/steal", None);
+    all_items(items, reply.map(|r| format!("status {}", r.status)))
+}
+
+/// Scheme policy: plain `http://` to the allowed host.
+fn plain_http(cfg: &[Setting], items: &[SyncItem]) -> Vec<RecordResult> {
+    let reply = get(Scheme::Http, &host(cfg), ORGANIZATION, None);
+    all_items(items, reply.map(|r| format!("status {}", r.status)))
+}
+
+/// Credential policy: the plugin sets its own `Authorization` header.
+fn set_authorization(cfg: &[Setting], items: &[SyncItem]) -> Vec<RecordResult> {
+    // base64("hostile:guessed-password")
+    let header = ("authorization", "Basic aG9zdGlsZTpndWVzc2VkLXBhc3N3b3Jk");
+    let reply = get(Scheme::Https, &host(cfg), ORGANIZATION, Some(header));
+    all_items(items, reply.map(|r| format!("status {}", r.status)))
+}
+
+/// Secret hygiene: echo everything visible (response status, headers and body, environment,
+/// arguments, config) into the result message and the log, so a test can look for the secret.
+fn leak_attempt(cfg: &[Setting], items: &[SyncItem]) -> Vec<RecordResult> {
+    let mut seen = String::new();
+    match get(Scheme::Https, &host(cfg), ORGANIZATION, None) {
+        Ok(reply) => {
+            seen += &format!("status: {}\n", reply.status);
+            for (name, value) in &reply.headers {
+                seen += &format!("header {name}: {}\n", String::from_utf8_lossy(value));
+            }
+            seen += &format!("body: {}\n", String::from_utf8_lossy(&reply.body));
+        }
+        Err(e) => seen += &format!("request error: {}\n", e.message),
+    }
+    for (name, value) in std::env::vars() {
+        seen += &format!("env {name}={value}\n");
+    }
+    for arg in std::env::args() {
+        seen += &format!("arg {arg}\n");
+    }
+    for s in cfg {
+        seen += &format!("setting {}={}\n", s.key, s.value);
+    }
+    log(Level::Info, &seen);
+    all_items(items, Err(failure(Code::UnexpectedResponse, seen)))
+}
+
+/// Epoch deadline: a loop that never yields and never calls the host.
+fn spin() -> ! {
+    let mut n: u64 = 0;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+/// Wall-clock deadline: block in `wasi:clocks` subscribe + `wasi:io/poll` for a very long time.
+fn sleep(cfg: &[Setting]) {
+    let ms: u64 = setting(cfg, "sleep-ms")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3_600_000);
+    let pollable = monotonic_clock::subscribe_duration(ms.saturating_mul(1_000_000));
+    poll::poll(&[&pollable]);
+}
+
+/// Memory cap: keep 16 MiB blocks alive until allocation fails (or the limiter traps).
+fn memory_hog() -> ! {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut block = vec![0u8; 16 << 20];
+        block[0] = 1;
+        hoard.push(std::hint::black_box(block));
+    }
+}
+
+/// Trap handling: a Rust panic (aborts the instance).
+fn panic_now(context: &str) -> ! {
+    panic!("hostile-guest: deliberate panic in {context}");
+}
+
+/// Trap handling: a raw `unreachable` instruction.
+fn trap() -> ! {
+    core::arch::wasm32::unreachable()
+}
+
+/// Result check "one result per item": one result fewer than items (one stray result for none).
+fn wrong_count(items: &[SyncItem]) -> Vec<RecordResult> {
+    if items.is_empty() {
+        return vec![created("stray", 0)];
+    }
+    items[1..].iter().map(|i| created(&i.row.key, 0)).collect()
+}
+
+/// Result check "results keyed by item": right count, wrong keys.
+fn wrong_keys(items: &[SyncItem]) -> Vec<RecordResult> {
+    items
+        .iter()
+        .map(|i| created(&format!("not-{}", i.row.key), 0))
+        .collect()
+}
+
+/// Per-request timeout: GET `/slow`, which the test server never answers.
+fn slow_server(cfg: &[Setting], items: &[SyncItem]) -> Vec<RecordResult> {
+    let reply = get(Scheme::Https, &host(cfg), "/slow", None);
+    all_items(items, reply.map(|r| format!("status {}", r.status)))
+}
+
+/// Rate limiter: start `count` GETs at once, then wait for all of them. Item `i` reports the
+/// statuses of requests `i`, `i + items`, `i + 2 * items`, …
+fn many_requests(cfg: &[Setting], items: &[SyncItem]) -> Vec<RecordResult> {
+    let count: usize = setting(cfg, "count")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let host = host(cfg);
+    let pending: Vec<_> = (0..count)
+        .map(|_| start(Scheme::Https, &host, ORGANIZATION, None))
+        .collect();
+    let replies: Vec<Result<Reply, Error>> =
+        pending.into_iter().map(|p| p.and_then(finish)).collect();
+    let n = items.len().max(1);
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let mine: Vec<_> = replies.iter().skip(i).step_by(n).collect();
+            let statuses: Vec<String> = mine
+                .iter()
+                .map(|r| match r {
+                    Ok(reply) => reply.status.to_string(),
+                    Err(e) => e.message.clone(),
+                })
+                .collect();
+            let requests = mine.len() as u32;
+            match mine.iter().find_map(|r| r.as_ref().err()) {
+                Some(e) => failed(&item.row.key, e.clone(), requests),
+                None => RecordResult {
+                    remote_id: Some(statuses.join(",")),
+                    ..created(&item.row.key, requests)
+                },
+            }
+        })
+        .collect()
+}
+
+/// Runs the configured behaviour for `sync-batch` (and, with one pseudo item, `check-connection`).
+fn behave(cfg: &[Setting], items: &[SyncItem]) -> Result<Vec<RecordResult>, Error> {
+    let behaviour = setting(cfg, "behaviour").unwrap_or_default();
+    Ok(match behaviour.as_str() {
+        "well-behaved" => well_behaved(cfg, items),
+        "other-host" => other_host(items),
+        "plain-http" => plain_http(cfg, items),
+        "set-authorization" => set_authorization(cfg, items),
+        "leak-attempt" => leak_attempt(cfg, items),
+        "spin" => spin(),
+        "sleep" => {
+            sleep(cfg);
+            items.iter().map(|i| created(&i.row.key, 0)).collect()
+        }
+        "memory-hog" => memory_hog(),
+        "panic" => panic_now("sync"),
+        "trap" => trap(),
+        "wrong-count" => wrong_count(items),
+        "wrong-keys" => wrong_keys(items),
+        "slow-server" => slow_server(cfg, items),
+        "many-requests" => many_requests(cfg, items),
+        "panic-in-map" => items.iter().map(|i| created(&i.row.key, 0)).collect(),
+        other => {
+            let mut e = failure(Code::InvalidConfig, format!("unknown behaviour {other:?}"));
+            e.field = Some("behaviour".into());
+            return Err(e);
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The contract.
+// ---------------------------------------------------------------------------------------------
+
+impl Guest for Component {
+    fn spec() -> DestinationSpec {
+        let field = |key: &str, required: bool, default: Option<&str>| ConfigField {
+            key: key.into(),
+            label: key.into(),
+            description: format!("The `{key}` setting of the hostile test plugin."),
+            required,
+            default_value: default.map(Into::into),
+            example: None,
+        };
+        let modes = [
+            SyncMode::Upsert,
+            SyncMode::Insert,
+            SyncMode::Update,
+            SyncMode::Mirror,
+            SyncMode::AudienceAdd,
+            SyncMode::AudienceRemove,
+            SyncMode::AudienceMirror,
+            SyncMode::AudienceUpsert,
+        ];
+        DestinationSpec {
+            name: "hostile".into(),
+            title: "Hostile test plugin".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "Misbehaves on purpose so the host's policies can be tested.".into(),
+            config_fields: vec![
+                field("behaviour", true, None),
+                field("host", false, Some(DEFAULT_HOST)),
+                field("username", false, Some("hostile")),
+                field("count", false, Some("20")),
+                field("sleep-ms", false, Some("3600000")),
+            ],
+            target_fields: vec![],
+            accepts_custom_fields: true,
+            schema_introspection: false,
+            modes: modes
+                .into_iter()
+                .map(|mode| {
+                    let supported = mode == SyncMode::Upsert;
+                    let reason = if supported {
+                        ""
+                    } else {
+                        "not supported by the test plugin"
+                    };
+                    ModeSupport {
+                        mode,
+                        supported,
+                        reason: reason.into(),
+                    }
+                })
+                .collect(),
+            credential: Credential::Basic(BasicCredential {
+                username_key: "username".into(),
+                secret_description: "Any test secret.".into(),
+            }),
+            suggested_rate_per_second: 10,
+            suggested_timeout_ms: 2_000,
+            suggested_max_retries: 0,
+            suggested_concurrency: 1,
+        }
+    }
+
+    fn validate_config(
+        config: Vec<Setting>,
+        _mode: SyncMode,
+        _mapping: Vec<FieldMapping>,
+    ) -> Result<ResolvedConfig, Vec<ConfigProblem>> {
+        let host = host(&config);
+        let username = setting(&config, "username").unwrap_or_else(|| "hostile".into());
+        let mut settings = config.clone();
+        for (key, value) in [("host", host.as_str()), ("username", username.as_str())] {
+            if setting(&config, key).is_none() {
+                settings.push(Setting {
+                    key: key.into(),
+                    value: value.into(),
+                });
+            }
+        }
+        Ok(ResolvedConfig {
+            egress_hosts: vec![host.clone()],
+            base_url: format!("https://{host}"),
+            rate_limit_key: host,
+            username: Some(username),
+            settings,
+        })
+    }
+
+    fn check_connection(config: Vec<Setting>) -> Result<ConnectionInfo, Error> {
+        let probe = SyncItem {
+            row: Row {
+                key: "check-connection".into(),
+                columns: vec![],
+            },
+            known_id: None,
+            previous_payload: None,
+        };
+        match behave(&config, &[probe])?.into_iter().next() {
+            Some(RecordResult { error: Some(e), .. }) => Err(e),
+            Some(r) => Ok(ConnectionInfo {
+                account: r.remote_id,
+            }),
+            None => Ok(ConnectionInfo { account: None }),
+        }
+    }
+
+    fn map_row(
+        config: Vec<Setting>,
+        _mapping: Vec<FieldMapping>,
+        row: Row,
+    ) -> Result<MappedRecord, RowError> {
+        Ok(map_one(&config, row))
+    }
+
+    fn map_rows(
+        config: Vec<Setting>,
+        _mapping: Vec<FieldMapping>,
+        rows: Vec<Row>,
+    ) -> Vec<Result<MappedRecord, RowError>> {
+        rows.into_iter()
+            .map(|row| Ok(map_one(&config, row)))
+            .collect()
+    }
+
+    fn sync_batch(
+        _context: BatchContext,
+        config: Vec<Setting>,
+        _mode: SyncMode,
+        _mapping: Vec<FieldMapping>,
+        items: Vec<SyncItem>,
+    ) -> Result<Vec<RecordResult>, Error> {
+        behave(&config, &items)
+    }
+}
+
+/// Trap handling in the pure mapping calls: `behaviour = panic-in-map` panics there.
+fn map_one(cfg: &[Setting], row: Row) -> MappedRecord {
+    if setting(cfg, "behaviour").as_deref() == Some("panic-in-map") {
+        panic_now("map");
+    }
+    MappedRecord {
+        key: row.key,
+        payload: "{}".into(),
+        match_value: None,
+        remote_id: None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+// ---------------------------------------------------------------------------------------------
+
+fn setting(cfg: &[Setting], key: &str) -> Option<String> {
+    cfg.iter().find(|s| s.key == key).map(|s| s.value.clone())
+}
+
+fn host(cfg: &[Setting]) -> String {
+    setting(cfg, "host").unwrap_or_else(|| DEFAULT_HOST.into())
+}
+
+/// An error the host should not retry (these tests want one attempt per behaviour).
+fn failure(code: Code, message: String) -> Error {
+    let category = match code {
+        Code::EgressDenied | Code::InvalidConfig | Code::PluginFailure => ErrorCategory::FixConfig,
+        Code::UnexpectedResponse => ErrorCategory::SkipRecord,
+        _ => ErrorCategory::RetryLater,
+    };
+    Error {
+        code,
+        category,
+        message,
+        field: None,
+        http_status: None,
+        api_errors: vec![],
+        retryable: false,
+        retry_after_ms: None,
+    }
+}
+
+fn created(key: &str, requests: u32) -> RecordResult {
+    RecordResult {
+        key: key.into(),
+        outcome: Outcome::Created,
+        remote_id: None,
+        confirmed_payload: None,
+        error: None,
+        requests,
+    }
+}
+
+fn failed(key: &str, error: Error, requests: u32) -> RecordResult {
+    RecordResult {
+        outcome: Outcome::Failed,
+        error: Some(error),
+        ..created(key, requests)
+    }
+}
+
+/// One result per item: `created` (remote id = e.g. `status 200`) or `failed` with the error; the
+/// single request is counted on the first item.
+fn all_items(items: &[SyncItem], reply: Result<String, Error>) -> Vec<RecordResult> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let requests = u32::from(i == 0);
+            match &reply {
+                Ok(ok) => RecordResult {
+                    remote_id: Some(ok.clone()),
+                    ..created(&item.row.key, requests)
+                },
+                Err(e) => failed(&item.row.key, e.clone(), requests),
+            }
+        })
+        .collect()
+}
+
+/// What came back from one request.
+struct Reply {
+    status: u16,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Vec<u8>,
+}
+
+/// Sends a request and waits for the whole response.
+fn get(
+    scheme: Scheme,
+    authority: &str,
+    path: &str,
+    header: Option<(&str, &str)>,
+) -> Result<Reply, Error> {
+    start(scheme, authority, path, header).and_then(finish)
+}
+
+/// Builds and hands a GET to `wasi:http/outgoing-handler` without waiting for it. Any refusal is
+/// reported with the Debug text of the wasi error, so tests can assert on it.
+fn start(
+    scheme: Scheme,
+    authority: &str,
+    path: &str,
+    header: Option<(&str, &str)>,
+) -> Result<(String, FutureIncomingResponse), Error> {
+    let url = format!(
+        "{}://{authority}{path}",
+        if matches!(scheme, Scheme::Http) {
+            "http"
+        } else {
+            "https"
+        }
+    );
+    let entries: Vec<(String, Vec<u8>)> = header
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+        .collect();
+    let headers = Fields::from_list(&entries).map_err(|e| {
+        failure(
+            Code::EgressDenied,
+            format!("GET {url}: header refused: {e:?}"),
+        )
+    })?;
+    let request = OutgoingRequest::new(headers);
+    let refused = |what: &str| failure(Code::EgressDenied, format!("GET {url}: {what} refused"));
+    request
+        .set_method(&Method::Get)
+        .map_err(|()| refused("method"))?;
+    request
+        .set_scheme(Some(&scheme))
+        .map_err(|()| refused("scheme"))?;
+    request
+        .set_authority(Some(authority))
+        .map_err(|()| refused("authority"))?;
+    request
+        .set_path_with_query(Some(path))
+        .map_err(|()| refused("path"))?;
+    let pending = outgoing_handler::handle(request, None).map_err(|e| wasi_failure(&url, e))?;
+    Ok((url, pending))
+}
+
+/// Waits for a response started by [`start`] and reads all of it.
+fn finish((url, pending): (String, FutureIncomingResponse)) -> Result<Reply, Error> {
+    let response: IncomingResponse = loop {
+        match pending.get() {
+            Some(Ok(Ok(response))) => break response,
+            Some(Ok(Err(e))) => return Err(wasi_failure(&url, e)),
+            Some(Err(())) => {
+                return Err(failure(
+                    Code::PluginFailure,
+                    format!("GET {url}: response taken twice"),
+                ));
+            }
+            None => pending.subscribe().block(),
+        }
+    };
+    let status = response.status();
+    let headers = response.headers().entries();
+    let mut body = Vec::new();
+    // The stream (a child of the body) is dropped before the body, as wasi-http requires.
+    if let Ok(incoming) = response.consume()
+        && let Ok(stream) = incoming.stream()
+    {
+        loop {
+            match stream.blocking_read(64 * 1024) {
+                Ok(chunk) => body.extend(chunk),
+                Err(StreamError::Closed) => break,
+                Err(StreamError::LastOperationFailed(e)) => {
+                    let message = format!("GET {url}: body: {}", e.to_debug_string());
+                    return Err(failure(Code::Transport, message));
+                }
+            }
+        }
+    }
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Turns a wasi-http error into a result error whose message holds its Debug text
+/// (`ErrorCode::HttpRequestDenied`, `ErrorCode::ConnectionReadTimeout`, …).
+fn wasi_failure(url: &str, e: WasiError) -> Error {
+    let code = match e {
+        WasiError::ConnectionTimeout
+        | WasiError::ConnectionReadTimeout
+        | WasiError::ConnectionWriteTimeout
+        | WasiError::HttpResponseTimeout => Code::Timeout,
+        WasiError::DnsTimeout
+        | WasiError::DnsError(_)
+        | WasiError::ConnectionRefused
+        | WasiError::ConnectionTerminated
+        | WasiError::TlsProtocolError => Code::Transport,
+        _ => Code::EgressDenied,
+    };
+    failure(code, format!("GET {url}: {e:?}"))
+}
