@@ -80,7 +80,8 @@ impl Harness {
         let mut notes = if opts.dry_run { preview_notes(tenant, &ledger, &shared, &plan, &counts) } else { Vec::new() };
         notes.extend(ledger.notes());
         let aborted = shared.abort_reason();
-        let requests = meter.requests(tenant);
+        let egress = meter.since_start(tenant);
+        let requests = egress.requests;
         let finished = ledger.finish(&counts, requests, aborted.as_deref(), source_keys.as_ref());
         if let Some(e) = plan.fatal {
             return Err(e);
@@ -102,8 +103,8 @@ impl Harness {
             dry_run: opts.dry_run,
             counts,
             requests,
-            throttled: meter.throttled(tenant),
-            denied: meter.denied(tenant),
+            throttled: egress.throttled,
+            denied: egress.denied,
             elapsed_secs: elapsed,
             requests_per_second: if elapsed > 0.0 { requests as f64 / elapsed } else { 0.0 },
             rate_limit_per_second: tenant.rate_per_second,
@@ -119,32 +120,41 @@ impl Harness {
 /// report counts this run only.
 struct Meter {
     started: Instant,
+    at_start: EgressCounts,
+}
+
+/// Requests sent, 429s received and requests the policy refused.
+#[derive(Clone, Copy)]
+struct EgressCounts {
     requests: u64,
     throttled: u64,
     denied: u64,
 }
 
-impl Meter {
-    fn start(tenant: &Tenant) -> Meter {
+impl EgressCounts {
+    fn of(tenant: &Tenant) -> EgressCounts {
         let s = &tenant.policy.stats;
-        Meter {
-            started: Instant::now(),
+        EgressCounts {
             requests: s.requests.load(Ordering::Relaxed),
             throttled: s.throttled.load(Ordering::Relaxed),
             denied: s.denied.load(Ordering::Relaxed),
         }
     }
+}
 
-    fn requests(&self, tenant: &Tenant) -> u64 {
-        tenant.policy.stats.requests.load(Ordering::Relaxed).saturating_sub(self.requests)
+impl Meter {
+    fn start(tenant: &Tenant) -> Meter {
+        Meter { started: Instant::now(), at_start: EgressCounts::of(tenant) }
     }
 
-    fn throttled(&self, tenant: &Tenant) -> u64 {
-        tenant.policy.stats.throttled.load(Ordering::Relaxed).saturating_sub(self.throttled)
-    }
-
-    fn denied(&self, tenant: &Tenant) -> u64 {
-        tenant.policy.stats.denied.load(Ordering::Relaxed).saturating_sub(self.denied)
+    /// What this run added to the tenant's counters (read once every sender has finished).
+    fn since_start(&self, tenant: &Tenant) -> EgressCounts {
+        let now = EgressCounts::of(tenant);
+        EgressCounts {
+            requests: now.requests.saturating_sub(self.at_start.requests),
+            throttled: now.throttled.saturating_sub(self.at_start.throttled),
+            denied: now.denied.saturating_sub(self.at_start.denied),
+        }
     }
 }
 
