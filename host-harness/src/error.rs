@@ -71,6 +71,12 @@ pub enum HostError {
     /// The sync state cannot be read or written.
     #[error(transparent)]
     State(#[from] StateError),
+    /// A task of the host failed while it carried a batch; that batch failed, the run goes on.
+    #[error("a host task failed while sending this batch ({reason}); the batch is retried")]
+    HostTask {
+        /// What happened to the task.
+        reason: String,
+    },
 
     // ---- The plugin failed this call: retried later, or fix the plugin.
     /// The plugin trapped, panicked, hit a limit or broke the contract; that call failed.

@@ -13,6 +13,7 @@
 //! | [`job`] | the job file the operator writes |
 //! | [`fingerprint`] | what the planner compares and the state stores |
 //! | [`error`] | host errors, grouped by what the caller should do |
+//! | [`text`] | untrusted text made inert for logs and terminals |
 //!
 //! The `destination-host` CLI (`src/cli/`) is a client of this library.
 #![deny(missing_docs)]
@@ -26,3 +27,4 @@ pub mod sandbox;
 pub mod source;
 pub mod state;
 pub mod sync;
+pub mod text;

@@ -101,7 +101,7 @@ async fn main_inner(cli: Cli) -> Result<bool, String> {
             let harness = Harness::for_job(&job).map_err(|e| e.to_string())?;
             match harness.prepare(&job, &opts).await {
                 Ok(t) => {
-                    println!("configuration valid: {} in {:?} mode, sending to {}", t.spec.title, job.sync.mode, t.resolved.egress_hosts.join(", "));
+                    println!("configuration valid: {} in {:?} mode, sending to {}", t.spec.title, job.sync.mode, host_harness::text::escape_controls(&t.resolved.egress_hosts.join(", ")));
                     Ok(true)
                 }
                 Err(e) => {

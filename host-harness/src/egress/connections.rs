@@ -17,6 +17,8 @@ use http_body_util::BodyExt;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+
+use crate::egress::address::{NonPublicAddress, PublicOnlyResolver};
 use hyper_util::rt::TokioExecutor;
 use tower_http::timeout::{TimeoutBody, TimeoutError};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
@@ -28,11 +30,12 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Idle connections kept per host: enough for the largest concurrency the harness adapts to.
 const MAX_IDLE_PER_HOST: usize = 64;
 
-type PooledClient = Client<HttpsConnector<HttpConnector>, WasiBody>;
+type PooledClient = Client<HttpsConnector<HttpConnector<PublicOnlyResolver>>, WasiBody>;
 
 /// A lazily built connection pool (pure calls that never send a request never build one).
 pub struct ConnectionPool {
     connect_timeout: Duration,
+    resolver: PublicOnlyResolver,
     client: OnceLock<Result<PooledClient, String>>,
 }
 
@@ -43,14 +46,15 @@ impl std::fmt::Debug for ConnectionPool {
 }
 
 impl ConnectionPool {
-    /// A pool whose new connections must be established (TCP and TLS) within `connect_timeout`.
-    pub fn new(connect_timeout: Duration) -> Self {
-        ConnectionPool { connect_timeout, client: OnceLock::new() }
+    /// A pool whose new connections must be established (TCP and TLS) within `connect_timeout`,
+    /// to addresses `resolver` accepts.
+    pub fn new(connect_timeout: Duration, resolver: PublicOnlyResolver) -> Self {
+        ConnectionPool { connect_timeout, resolver, client: OnceLock::new() }
     }
 
     fn client(&self) -> Result<&PooledClient, HttpError> {
         self.client
-            .get_or_init(|| build_client(self.connect_timeout))
+            .get_or_init(|| build_client(self.connect_timeout, self.resolver.clone()))
             .as_ref()
             .map_err(|e| HttpError::InternalError(Some(e.clone())))
     }
@@ -77,7 +81,7 @@ impl ConnectionPool {
     }
 }
 
-fn build_client(connect_timeout: Duration) -> Result<PooledClient, String> {
+fn build_client(connect_timeout: Duration, resolver: PublicOnlyResolver) -> Result<PooledClient, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() };
     let tls = rustls::ClientConfig::builder_with_provider(provider)
@@ -85,7 +89,7 @@ fn build_client(connect_timeout: Duration) -> Result<PooledClient, String> {
         .map_err(|e| format!("TLS configuration: {e}"))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let mut tcp = HttpConnector::new();
+    let mut tcp = HttpConnector::new_with_resolver(resolver);
     tcp.enforce_http(false);
     tcp.set_connect_timeout(Some(connect_timeout));
     tcp.set_nodelay(true);
@@ -100,6 +104,13 @@ fn build_client(connect_timeout: Duration) -> Result<PooledClient, String> {
 /// everything else (all retryable) from it.
 fn from_client_error(err: &hyper_util::client::legacy::Error) -> HttpError {
     if err.is_connect() {
+        let refused = |e: &(dyn StdError + 'static)| {
+            e.is::<NonPublicAddress>()
+                || e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).is_some_and(|inner| inner.is::<NonPublicAddress>())
+        };
+        if source_chain(err).any(refused) {
+            return HttpError::HttpRequestDenied;
+        }
         let timed_out = source_chain(err).any(|e| {
             e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
                 || e.to_string().contains("timed out")
@@ -183,6 +194,10 @@ mod tests {
         (url, connections)
     }
 
+    fn resolver() -> PublicOnlyResolver {
+        PublicOnlyResolver::new("test".into(), Arc::default())
+    }
+
     fn get(url: &str) -> http::Request<WasiBody> {
         let body = http_body_util::Empty::new().map_err(|never| match never {}).boxed_unsync();
         http::Request::get(url).body(body).unwrap()
@@ -197,7 +212,7 @@ mod tests {
     async fn sequential_requests_reuse_one_connection() {
         const OK: &[&[u8]] = &[b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"];
         let (url, connections) = server(OK, Duration::ZERO).await;
-        let pool = ConnectionPool::new(Duration::from_secs(5));
+        let pool = ConnectionPool::new(Duration::from_secs(5), resolver());
         for _ in 0..5 {
             let response = pool.send(get(&url), options(5)).await.unwrap();
             assert_eq!(response.status(), 200);
@@ -211,7 +226,7 @@ mod tests {
     async fn a_stalled_body_fails_with_a_read_timeout() {
         const STALL: &[&[u8]] = &[b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nok", b"ok"];
         let (url, _) = server(STALL, Duration::from_secs(30)).await;
-        let pool = ConnectionPool::new(Duration::from_secs(5));
+        let pool = ConnectionPool::new(Duration::from_secs(5), resolver());
         let mut opts = options(5);
         opts.between_bytes_timeout = Some(Duration::from_millis(200));
         let response = pool.send(get(&url), opts).await.unwrap();
@@ -223,7 +238,7 @@ mod tests {
     async fn no_response_head_fails_with_the_first_byte_timeout() {
         const NOTHING: &[&[u8]] = &[b""];
         let (url, _) = server(NOTHING, Duration::ZERO).await;
-        let pool = ConnectionPool::new(Duration::from_secs(5));
+        let pool = ConnectionPool::new(Duration::from_secs(5), resolver());
         let mut opts = options(5);
         opts.first_byte_timeout = Some(Duration::from_millis(200));
         let err = pool.send(get(&url), opts).await.unwrap_err();
@@ -231,11 +246,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_name_resolving_to_loopback_is_refused_before_connecting() {
+        let stats = Arc::new(crate::egress::EgressStats::default());
+        let pool = ConnectionPool::new(Duration::from_secs(5), PublicOnlyResolver::new("t1".into(), stats.clone()));
+        let err = pool.send(get("http://localhost:9/"), options(5)).await.unwrap_err();
+        assert!(matches!(err, HttpError::HttpRequestDenied), "{err:?}");
+        let denials = stats.denials.lock().unwrap().clone();
+        assert_eq!(denials.len(), 1);
+        assert!(denials[0].starts_with("localhost: localhost resolved to "), "{denials:?}");
+        assert!(denials[0].ends_with(", a loopback address; only public addresses are reachable"), "{denials:?}");
+    }
+
+    #[tokio::test]
     async fn a_refused_connection_is_a_connection_error() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
         drop(listener);
-        let pool = ConnectionPool::new(Duration::from_secs(5));
+        let pool = ConnectionPool::new(Duration::from_secs(5), resolver());
         let err = pool.send(get(&url), options(5)).await.unwrap_err();
         assert!(matches!(err, HttpError::ConnectionRefused), "{err:?}");
     }

@@ -109,6 +109,66 @@ impl BasicCredential {
     }
 }
 
+/// A credential bound to the one API host it may be sent to: the host the validated config
+/// resolved as its base URL (https, port 443). Every other host, granted or not, gets no
+/// credential.
+#[derive(Clone, Debug)]
+pub struct HostCredential {
+    /// The lowercase host name.
+    pub host: String,
+    /// The credential.
+    pub basic: BasicCredential,
+}
+
+/// Removes a tenant's secret, in every form the host sends it, from text a plugin produced (a
+/// server that echoes request headers hands the Basic value to the guest).
+#[derive(Clone, Default)]
+pub struct Redactor {
+    /// The secret's forms, longest first, so a form containing another is replaced whole.
+    forms: Vec<String>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Redactor({} forms)", self.forms.len())
+    }
+}
+
+impl Redactor {
+    /// A redactor with nothing to remove (no credential).
+    pub fn none() -> Self {
+        Redactor::default()
+    }
+
+    /// The forms of `credential`: the token, and the Basic value with and without padding, in
+    /// the standard and the URL-safe alphabet.
+    pub fn of(credential: &BasicCredential) -> Self {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+        let token = credential.token.expose();
+        let raw = format!("{}:{token}", credential.username);
+        let mut forms = vec![token.to_string()];
+        for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
+            forms.push(engine.encode(&raw));
+        }
+        forms.retain(|f| !f.is_empty());
+        forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+        forms.dedup();
+        Redactor { forms }
+    }
+
+    /// `text` with every form of the secret replaced by `[redacted]`.
+    pub fn redact<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        let mut out = std::borrow::Cow::Borrowed(text);
+        for form in &self.forms {
+            if out.contains(form.as_str()) {
+                out = std::borrow::Cow::Owned(out.replace(form.as_str(), "[redacted]"));
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

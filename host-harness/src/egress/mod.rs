@@ -7,13 +7,20 @@
 //!
 //! - [`policy`]: the one hook every request passes: allow-list, credentials, rate permit,
 //!   timeouts, the emulator redirect.
+//! - [`grants`]: the operator's host grants and the one host the credential is bound to.
+//! - [`address`]: public addresses only, after DNS.
 //! - [`connections`]: keep-alive connections to the tenant's API host.
 //! - [`credentials`]: secrets the host holds and attaches; they never enter the component.
 //! - [`ratelimit`]: one paced request budget per destination organization.
 
+pub mod address;
 pub mod connections;
 pub mod credentials;
+pub mod grants;
 pub mod policy;
 pub mod ratelimit;
 
-pub use policy::{EgressHooks, EgressPolicy, EgressStats, Redirect, Timeouts, host_matches, intersect_hosts};
+pub use grants::{check_grants, credential_host, host_matches, intersect_hosts};
+pub use policy::{
+    ALLOW_EMULATOR_ENV, EgressCaps, EgressHooks, EgressPolicy, EgressStats, Redirect, Timeouts, emulator_allowed,
+};

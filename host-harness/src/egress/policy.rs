@@ -1,30 +1,49 @@
 //! The one place outbound HTTP policy lives: every request a component sends passes
 //! [`EgressHooks::send_request`].
 //!
-//! Fail closed, two keys: the plugin declares the hosts it needs (`validate-config`), the
-//! operator grants hosts for the tenant; only their intersection is reachable, over `https`
-//! only. The hook then attaches the tenant's credentials (the component never sees them), waits
-//! for the organization's rate permit, applies timeouts clamped to the call's remaining budget,
-//! and, only when the operator configured it, redirects the request to a loopback emulator after
-//! all of the checks above. Requests then go out over the tenant's keep-alive connections
-//! ([`crate::egress::connections`]).
+//! Fail closed. The operator grants hosts for the tenant ([`crate::egress::grants`]); the
+//! plugin's declared hosts can only narrow that. A request must use an allowed method, carry no
+//! user information, target a reachable host by name (never a non-public literal address) over
+//! `https` on port 443. The hook then builds `Host` from the checked name, attaches the tenant's
+//! credential only when the host is the one it is bound to (the component never sees it), caps
+//! the requests in flight and the body sizes, waits for the organization's rate permit, applies
+//! timeouts clamped to the call's remaining budget, and, only when the operator allowed an
+//! emulator for development, redirects the request to it after all of the checks above.
+//! Requests then go out over the tenant's keep-alive connections
+//! ([`crate::egress::connections`]), whose resolver refuses names that resolve to non-public
+//! addresses ([`crate::egress::address`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::header::{AUTHORIZATION, HOST};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST};
 use http::uri::{Authority, Scheme, Uri};
-use http::{HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue, Method};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::time::Instant;
 use wasmtime_wasi_http::{
     DEFAULT_FORBIDDEN_HEADERS, Error as HttpError, ForbiddenHeaderFilter, RequestOptions, WasiBody,
     WasiHttpHooks,
 };
 
+use crate::egress::address::non_public;
 use crate::egress::connections::ConnectionPool;
+use crate::egress::credentials::{HostCredential, Redactor};
 use crate::egress::ratelimit::{OrgLimiter, parse_retry_after};
-use crate::egress::credentials::BasicCredential;
+
+/// The environment variable that lets a redirect to a loopback emulator be used. Development
+/// and tests only: it sends the tenant's real credential over plain http to whatever listens on
+/// the port.
+pub const ALLOW_EMULATOR_ENV: &str = "DESTINATION_HOST_ALLOW_EMULATOR";
+
+/// Whether this process may redirect traffic to a loopback emulator.
+pub fn emulator_allowed() -> bool {
+    std::env::var(ALLOW_EMULATOR_ENV).is_ok_and(|v| v == "1")
+}
+
+/// Methods a destination needs; anything else (TRACE, CONNECT, custom verbs) is refused.
+const ALLOWED_METHODS: [Method; 6] = [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
 
 /// A loopback address that stands in for the tenant's real API host (tests, local sandbox).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +53,8 @@ pub struct Redirect {
 
 impl Redirect {
     /// Parse `http://127.0.0.1:PORT` (or `localhost`, `[::1]`). Anything that is not loopback is
-    /// refused: a redirect must never become a way around the allow-list.
+    /// refused: a redirect must never become a way around the allow-list. `localhost` becomes
+    /// `127.0.0.1`, so the redirect never goes through a resolver.
     pub fn parse(endpoint: &str) -> Result<Redirect, String> {
         let uri: Uri = endpoint
             .parse()
@@ -46,6 +66,9 @@ impl Redirect {
             .authority()
             .cloned()
             .ok_or_else(|| format!("endpoint {endpoint:?} has no host; use http://127.0.0.1:PORT"))?;
+        if authority.as_str().contains('@') {
+            return Err(format!("endpoint {endpoint:?} must not carry user information"));
+        }
         let host = authority.host().trim_start_matches('[').trim_end_matches(']');
         let loopback = host == "localhost"
             || host.parse::<std::net::IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false);
@@ -57,8 +80,25 @@ impl Redirect {
         if uri.path() != "/" && !uri.path().is_empty() {
             return Err(format!("endpoint {endpoint:?} must not have a path"));
         }
+        let authority = if host == "localhost" {
+            let port = authority.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
+            format!("127.0.0.1{port}").parse().map_err(|_| format!("endpoint {endpoint:?} has an invalid port"))?
+        } else {
+            authority
+        };
         Ok(Redirect { authority })
     }
+}
+
+/// Caps on what one instance's requests may hold in the host.
+#[derive(Debug, Clone, Copy)]
+pub struct EgressCaps {
+    /// Requests in flight at once per instance.
+    pub in_flight: usize,
+    /// Bytes of one request body.
+    pub request_bytes: usize,
+    /// Bytes of one response body.
+    pub response_bytes: usize,
 }
 
 /// Per-request timeout settings.
@@ -88,7 +128,7 @@ pub struct EgressStats {
     pub latency_us_total: AtomicU64,
     /// Responses counted in `latency_us_total`.
     pub responses: AtomicU64,
-    /// The hosts refused, newest last (bounded).
+    /// The hosts refused and why, newest last (bounded).
     pub denials: Mutex<Vec<String>>,
 }
 
@@ -97,6 +137,17 @@ impl EgressStats {
     pub fn mean_latency(&self) -> Option<Duration> {
         let n = self.responses.load(Ordering::Relaxed);
         (n > 0).then(|| Duration::from_micros(self.latency_us_total.load(Ordering::Relaxed) / n))
+    }
+
+    /// Count and log one refused request.
+    pub fn deny(&self, tenant: &str, host: &str, why: &str) {
+        self.denied.fetch_add(1, Ordering::Relaxed);
+        let line = crate::text::escape_controls(&format!("{host}: {why}"));
+        tracing::warn!(tenant, "egress denied: {line}");
+        let mut d = self.denials.lock().unwrap_or_else(|e| e.into_inner());
+        if d.len() < 100 {
+            d.push(line);
+        }
     }
 }
 
@@ -107,70 +158,70 @@ pub struct EgressPolicy {
     pub tenant: String,
     /// Hosts reachable: plugin-declared ∩ operator-granted, exact lowercase names.
     pub allowed_hosts: Vec<String>,
-    /// Credentials attached to allowed requests.
-    pub credential: Option<BasicCredential>,
-    /// Loopback stand-in for the allowed hosts.
+    /// The credential and the one host it is attached to.
+    pub credential: Option<HostCredential>,
+    /// Removes the credential from anything the plugin says.
+    pub redactor: Redactor,
+    /// Loopback stand-in for the allowed hosts (development only).
     pub redirect: Option<Redirect>,
     /// The organization's shared budget.
     pub limiter: Option<Arc<OrgLimiter>>,
     /// Timeouts.
     pub timeouts: Timeouts,
+    /// Per-instance caps.
+    pub caps: EgressCaps,
     /// Counters.
     pub stats: Arc<EgressStats>,
     /// Keep-alive connections to the allowed hosts (or their loopback stand-in).
     pub connections: ConnectionPool,
 }
 
-/// Whether `host` matches an operator grant: an exact name or `*.suffix`.
-pub fn host_matches(grant: &str, host: &str) -> bool {
-    let grant = grant.to_ascii_lowercase();
-    let host = host.to_ascii_lowercase();
-    if grant == "*" {
-        return true;
-    }
-    match grant.strip_prefix("*.") {
-        Some(suffix) => host.ends_with(&format!(".{suffix}")),
-        None => grant == host,
-    }
-}
-
-/// The reachable hosts: those the plugin declared that the operator's grants cover. An empty
-/// grant list means "exactly what the plugin declared".
-pub fn intersect_hosts(declared: &[String], grants: &[String]) -> Vec<String> {
-    declared
-        .iter()
-        .map(|h| h.to_ascii_lowercase())
-        .filter(|h| grants.is_empty() || grants.iter().any(|g| host_matches(g, h)))
-        .collect()
-}
-
 /// The hooks installed in one store; `deadline` is the end of the current guest call.
 pub struct EgressHooks {
     policy: Arc<EgressPolicy>,
     deadline: Instant,
+    /// Requests of this instance waiting for their response head.
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Releases one in-flight slot when the request it counts ends, however it ends.
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl EgressHooks {
     /// Hooks for one call that must finish by `deadline`.
     pub fn new(policy: Arc<EgressPolicy>, deadline: Instant) -> Self {
-        EgressHooks { policy, deadline }
+        EgressHooks { policy, deadline, in_flight: Arc::new(AtomicUsize::new(0)) }
+    }
+
+    /// The policy these hooks apply.
+    pub fn policy(&self) -> &Arc<EgressPolicy> {
+        &self.policy
     }
 
     fn deny(&self, host: &str, why: &str) -> HttpError {
-        let p = &self.policy;
-        p.stats.denied.fetch_add(1, Ordering::Relaxed);
-        let line = format!("{host}: {why}");
-        tracing::warn!(tenant = %p.tenant, "egress denied: {line}");
-        let mut d = p.stats.denials.lock().unwrap_or_else(|e| e.into_inner());
-        if d.len() < 100 {
-            d.push(line);
-        }
+        self.policy.stats.deny(&self.policy.tenant, host, why);
         HttpError::HttpRequestDenied
     }
 
     /// Check the request against the policy; on success return the host it targets.
-    fn check(&self, uri: &Uri) -> Result<String, HttpError> {
+    fn check(&self, request: &http::Request<WasiBody>) -> Result<String, HttpError> {
+        let uri = request.uri();
         let host = uri.host().unwrap_or("").to_ascii_lowercase();
+        if !ALLOWED_METHODS.contains(request.method()) {
+            return Err(self.deny(&host, &format!("the method {} is not allowed (allowed: GET, HEAD, POST, PUT, PATCH, DELETE)", request.method())));
+        }
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(self.deny(&host, "user information in the URL is not allowed"));
+        }
+        if let Some(why) = host.trim_start_matches('[').trim_end_matches(']').parse().ok().and_then(non_public) {
+            return Err(self.deny(&host, &format!("the address is {why}")));
+        }
         if !self.policy.allowed_hosts.iter().any(|h| *h == host) {
             return Err(self.deny(
                 &host,
@@ -183,7 +234,22 @@ impl EgressHooks {
         if uri.port_u16().is_some_and(|p| p != 443) {
             return Err(self.deny(&host, "only the default https port is allowed"));
         }
+        let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.policy.caps.request_bytes as u64) {
+            return Err(HttpError::HttpRequestBodySize(declared));
+        }
         Ok(host)
+    }
+
+    /// Take one in-flight slot, or refuse when the instance already has its cap in flight.
+    fn admit(&self, host: &str) -> Result<InFlight, HttpError> {
+        let cap = self.policy.caps.in_flight;
+        let before = self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let slot = InFlight(self.in_flight.clone());
+        if before >= cap {
+            return Err(self.deny(host, &format!("{cap} requests of this instance are already in flight ([limits] in_flight_requests)")));
+        }
+        Ok(slot)
     }
 
     fn options(&self, guest: Option<RequestOptions>) -> Result<RequestOptions, HttpError> {
@@ -206,6 +272,17 @@ fn header_u64(headers: &http::HeaderMap, name: &str) -> Option<u64> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
+/// `body` failing with `too_big` once more than `cap` bytes went through it.
+fn capped(body: WasiBody, cap: usize, too_big: fn(u64) -> HttpError) -> WasiBody {
+    Limited::new(body, cap)
+        .map_err(move |e| match e.downcast::<HttpError>() {
+            Ok(inner) => *inner,
+            Err(e) if e.is::<LengthLimitError>() => too_big(cap as u64),
+            Err(_) => HttpError::HttpProtocolError,
+        })
+        .boxed_unsync()
+}
+
 type ResponseFuture = Box<
     dyn Future<
             Output = Result<
@@ -217,9 +294,10 @@ type ResponseFuture = Box<
 
 impl WasiHttpHooks for EgressHooks {
     fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
-        // The host owns credentials: a component may not set its own.
+        // The host owns credentials and the Host header: a component may not set its own.
         Arc::new(|name: &HeaderName| {
             name == AUTHORIZATION
+                || name == HOST
                 || name.as_str().eq_ignore_ascii_case("proxy-authorization")
                 || DEFAULT_FORBIDDEN_HEADERS.contains(name)
         })
@@ -227,29 +305,32 @@ impl WasiHttpHooks for EgressHooks {
 
     fn send_request(
         &mut self,
-        mut request: http::Request<WasiBody>,
+        request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> ResponseFuture {
         drop(fut);
-        let checked = self.check(request.uri()).and_then(|host| Ok((host, self.options(options)?)));
+        let checked = self
+            .check(&request)
+            .and_then(|host| Ok((self.admit(&host)?, host)))
+            .and_then(|(slot, host)| Ok((slot, host, self.options(options)?)));
         let policy = self.policy.clone();
         Box::new(async move {
-            let (host, options) = checked?;
+            let (slot, host, options) = checked?;
+            let caps = policy.caps;
+            let mut request = request.map(|b| capped(b, caps.request_bytes, |n| HttpError::HttpRequestBodySize(Some(n))));
 
             let headers = request.headers_mut();
             headers.remove(AUTHORIZATION);
-            if let Some(cred) = &policy.credential {
-                let mut value = HeaderValue::from_str(&cred.header_value())
+            // Host is always the checked name, whatever the URL's authority looked like.
+            headers.insert(HOST, HeaderValue::from_str(&host).map_err(|_| HttpError::HttpRequestUriInvalid)?);
+            if let Some(cred) = policy.credential.as_ref().filter(|c| c.host == host) {
+                let mut value = HeaderValue::from_str(&cred.basic.header_value())
                     .map_err(|_| HttpError::InternalError(Some("credential is not a valid header".into())))?;
                 value.set_sensitive(true);
                 headers.insert(AUTHORIZATION, value);
             }
             if let Some(redirect) = &policy.redirect {
-                // Keep the real Host header so the emulator knows which organization is meant.
-                let host_header = HeaderValue::from_str(&host)
-                    .map_err(|_| HttpError::HttpRequestUriInvalid)?;
-                request.headers_mut().insert(HOST, host_header);
                 let mut parts = request.uri().clone().into_parts();
                 parts.scheme = Some(Scheme::HTTP);
                 parts.authority = Some(redirect.authority.clone());
@@ -262,6 +343,7 @@ impl WasiHttpHooks for EgressHooks {
             policy.stats.requests.fetch_add(1, Ordering::Relaxed);
             let started = Instant::now();
             let response = policy.connections.send(request, options).await?;
+            drop(slot);
             let elapsed = started.elapsed();
             policy.stats.latency_us_total.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
             policy.stats.responses.fetch_add(1, Ordering::Relaxed);
@@ -276,6 +358,7 @@ impl WasiHttpHooks for EgressHooks {
             if let Some(limiter) = &policy.limiter {
                 limiter.observe(status, retry_after, remaining);
             }
+            let response = response.map(|b| capped(b, caps.response_bytes, |n| HttpError::HttpResponseBodySize(Some(n))));
             // The pool drives its connections on its own tasks: nothing is left for the caller to
             // await once the response head is here.
             Ok((response, Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>))
@@ -288,23 +371,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn grants() {
-        assert!(host_matches("*.gladly.com", "acme.gladly.com"));
-        assert!(!host_matches("*.gladly.com", "gladly.com.evil.io"));
-        assert!(host_matches("acme.gladly.com", "ACME.gladly.com"));
-        assert!(!host_matches("acme.gladly.com", "other.gladly.com"));
-        let declared = vec!["acme.gladly.com".to_string()];
-        assert_eq!(intersect_hosts(&declared, &[]), declared);
-        assert_eq!(intersect_hosts(&declared, &["*.gladly.qa".into()]), Vec::<String>::new());
-    }
-
-    #[test]
     fn redirect_only_loopback() {
         assert!(Redirect::parse("http://127.0.0.1:8080").is_ok());
-        assert!(Redirect::parse("http://localhost:1").is_ok());
+        assert_eq!(Redirect::parse("http://localhost:1").unwrap().authority.as_str(), "127.0.0.1:1");
         assert!(Redirect::parse("http://[::1]:9").is_ok());
         assert!(Redirect::parse("http://10.0.0.1:80").unwrap_err().contains("loopback"));
         assert!(Redirect::parse("https://127.0.0.1:80").is_err());
         assert!(Redirect::parse("http://127.0.0.1:80/x").is_err());
+        assert!(Redirect::parse("http://u:p@127.0.0.1:80").is_err());
     }
 }

@@ -29,6 +29,12 @@ const OWN_USE_EXPLAINS_ZERO: f64 = 0.9;
 /// How long to hold back after a 429 that carried no `Retry-After`: one server window.
 const DEFAULT_429_PAUSE: Duration = Duration::from_secs(1);
 
+/// The longest a server's `Retry-After` can hold back an organization. A server's answer is
+/// untrusted: `Retry-After: 1e20` must not freeze every tenant of the organization for ever.
+/// Gladly's limiter windows are one second long; a minute is far beyond any honest ask, and a
+/// server that keeps answering 429 simply keeps the gate closed a minute at a time.
+pub const MAX_SERVER_PAUSE: Duration = Duration::from_secs(60);
+
 /// The budget of one organization.
 #[derive(Debug)]
 pub struct OrgLimiter {
@@ -159,9 +165,20 @@ impl LimiterRegistry {
     }
 }
 
-/// Parse `Retry-After` given in seconds (the HTTP-date form is treated as absent).
+/// Parse `Retry-After`, in seconds or as an HTTP date, capped at [`MAX_SERVER_PAUSE`]. Never
+/// panics: negative, non-finite and unparsable values read as absent.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+    parse_retry_after_at(value, std::time::SystemTime::now())
+}
+
+fn parse_retry_after_at(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    let wait = match v.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => Duration::try_from_secs_f64(secs).unwrap_or(MAX_SERVER_PAUSE),
+        Ok(_) => return None,
+        Err(_) => httpdate::parse_http_date(v).ok()?.duration_since(now).unwrap_or(Duration::ZERO),
+    };
+    Some(wait.min(MAX_SERVER_PAUSE))
 }
 
 #[cfg(test)]
@@ -269,7 +286,34 @@ mod tests {
     fn retry_after_seconds() {
         assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
         assert_eq!(parse_retry_after(" 0.5 "), Some(Duration::from_millis(500)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
         assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(parse_retry_after("NaN"), None);
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn huge_retry_after_is_capped_without_panicking() {
+        assert_eq!(parse_retry_after("1e20"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_retry_after("18446744073709551616"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_retry_after("3600"), Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn retry_after_as_an_http_date() {
+        let now = httpdate::parse_http_date("Wed, 02 Dec 2026 06:00:00 GMT").unwrap();
+        assert_eq!(parse_retry_after_at("Wed, 02 Dec 2026 06:00:07 GMT", now), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after_at("Wed, 02 Dec 2026 05:59:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after_at("Fri, 31 Dec 9999 23:59:59 GMT", now), Some(Duration::from_secs(60)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_huge_retry_after_pauses_the_organization_one_minute_at_most() {
+        let limiter = OrgLimiter::new("acme", 10);
+        limiter.acquire().await;
+        limiter.observe(429, parse_retry_after("1e20"), None);
+        let start = Instant::now();
+        limiter.acquire().await;
+        assert!(start.elapsed() >= Duration::from_secs(60), "{:?}", start.elapsed());
+        assert!(start.elapsed() < Duration::from_secs(61), "{:?}", start.elapsed());
     }
 }

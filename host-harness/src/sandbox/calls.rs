@@ -10,13 +10,15 @@ use crate::error::HostError;
 use crate::contract::model::{
     BatchContext, FieldMapping, MappedRecord, RecordResult, Row, RowError, Setting, SyncItem, SyncMode,
 };
+use crate::sandbox::output::{self, MAX_LABEL_BYTES, MAX_PAYLOAD_BYTES, clean, clean_error, clean_result};
 use crate::sandbox::{Plugin, guarded};
+use crate::egress::credentials::Redactor;
 use crate::contract::spec::{ConfigProblem, ConnectionInfo, ResolvedConfig, Spec};
 
 impl Plugin {
     /// The destination's capabilities.
     pub async fn spec(&self) -> Result<Spec, HostError> {
-        let policy = Plugin::no_egress("spec");
+        let policy = self.no_egress("spec");
         let budget = self.limits().pure_call_deadline();
         let mut inst = self.instantiate(policy, budget).await?;
         let r = guarded("spec", budget, inst.exports.reverse_etl_destination_destination().call_spec(&mut inst.store)).await;
@@ -33,12 +35,23 @@ impl Plugin {
         mapping: &[FieldMapping],
     ) -> Result<Result<ResolvedConfig, Vec<ConfigProblem>>, HostError> {
         let budget = self.limits().pure_call_deadline();
-        let mut inst = self.instantiate(Plugin::no_egress(tenant), budget).await?;
+        let mut inst = self.instantiate(self.no_egress(tenant), budget).await?;
         let (c, m) = (bindings::settings(config), bindings::mapping(mapping));
         let call = inst.exports.reverse_etl_destination_destination().call_validate_config(&mut inst.store, &c, mode.into(), &m);
         let r = guarded(tenant, budget, call).await;
         inst.flush_stdio();
-        Ok(r?.map(Into::into).map_err(|ps| ps.into_iter().map(Into::into).collect()))
+        let none = Redactor::none();
+        Ok(r?.map(Into::into).map_err(|ps| {
+            ps.into_iter()
+                .map(|p| {
+                    let mut p: ConfigProblem = p.into();
+                    p.key = clean(&none, &p.key, MAX_LABEL_BYTES);
+                    p.message = clean(&none, &p.message, output::MAX_MESSAGE_BYTES);
+                    p.fix = clean(&none, &p.fix, output::MAX_MESSAGE_BYTES);
+                    p
+                })
+                .collect()
+        }))
     }
 
     /// One cheap authenticated call through the tenant's egress policy.
@@ -48,13 +61,21 @@ impl Plugin {
         config: &[Setting],
     ) -> Result<ConnectionInfo, HostError> {
         let tenant = policy.tenant.clone();
+        let redactor = policy.redactor.clone();
         let budget = self.limits().request_timeout() * 2;
         let mut inst = self.instantiate(policy, budget).await?;
         let c = bindings::settings(config);
         let call = inst.exports.reverse_etl_destination_destination().call_check_connection(&mut inst.store, &c);
         let r = guarded(&tenant, budget, call).await;
         inst.flush_stdio();
-        r?.map(Into::into).map_err(|e: wit::Error| HostError::Batch(e.into()))
+        match r? {
+            Ok(info) => {
+                let mut info: ConnectionInfo = info.into();
+                info.account = info.account.map(|a| clean(&redactor, &a, MAX_LABEL_BYTES));
+                Ok(info)
+            }
+            Err(e) => Err(HostError::Batch(cleaned(&redactor, e.into()))),
+        }
     }
 
     /// Map rows; exactly one result per row, in order, or the call fails.
@@ -67,14 +88,24 @@ impl Plugin {
     ) -> Result<Vec<Result<MappedRecord, RowError>>, HostError> {
         let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
         let budget = self.limits().pure_call_deadline();
-        let mut inst = self.instantiate(Plugin::no_egress(tenant), budget).await?;
+        let mut inst = self.instantiate(self.no_egress(tenant), budget).await?;
         let (c, m) = (bindings::settings(config), bindings::mapping(mapping));
         let rows: Vec<wit::Row> = rows.into_iter().map(Into::into).collect();
         let call = inst.exports.reverse_etl_destination_destination().call_map_rows(&mut inst.store, &c, &m, &rows);
         let r = guarded(tenant, budget, call).await;
         inst.flush_stdio();
-        let out: Vec<Result<MappedRecord, RowError>> =
-            r?.into_iter().map(|x| x.map(Into::into).map_err(Into::into)).collect();
+        let none = Redactor::none();
+        let out: Vec<Result<MappedRecord, RowError>> = r?
+            .into_iter()
+            .map(|x| match x {
+                Ok(m) => bounded_mapping(m.into()),
+                Err(e) => {
+                    let mut e: RowError = e.into();
+                    clean_error(&none, &mut e.error);
+                    Err(e)
+                }
+            })
+            .collect();
         let got: Vec<&str> = out.iter().map(|x| x.as_ref().map_or_else(|e| e.key.as_str(), |m| m.key.as_str())).collect();
         check_one_per_row(tenant, "map-rows", &keys, &got)?;
         Ok(out)
@@ -92,6 +123,7 @@ impl Plugin {
         items: Vec<SyncItem>,
     ) -> Result<Vec<RecordResult>, HostError> {
         let tenant = policy.tenant.clone();
+        let redactor = policy.redactor.clone();
         let keys: Vec<String> = items.iter().map(|i| i.row.key.clone()).collect();
         let budget = self.limits().call_deadline();
         let mut inst = self.instantiate(policy, budget).await?;
@@ -108,11 +140,40 @@ impl Plugin {
         );
         let r = guarded(&tenant, budget, call).await;
         inst.flush_stdio();
-        let results: Vec<RecordResult> = r?.map_err(|e| HostError::Batch(e.into()))?.into_iter().map(Into::into).collect();
+        let mut results: Vec<RecordResult> =
+            r?.map_err(|e| HostError::Batch(cleaned(&redactor, e.into())))?.into_iter().map(Into::into).collect();
+        for result in &mut results {
+            clean_result(&redactor, result);
+        }
         let got: Vec<&str> = results.iter().map(|r| r.key.as_str()).collect();
         check_one_per_row(&tenant, "sync-batch", &keys, &got)?;
         Ok(results)
     }
+}
+
+/// A plugin's error with its text made safe to store and print.
+fn cleaned(redactor: &Redactor, mut e: crate::contract::model::RecordError) -> crate::contract::model::RecordError {
+    clean_error(redactor, &mut e);
+    e
+}
+
+/// A mapped record whose payload is within [`MAX_PAYLOAD_BYTES`]; an oversized one is that
+/// row's error, not the run's memory.
+fn bounded_mapping(m: MappedRecord) -> Result<MappedRecord, RowError> {
+    if m.payload.len() <= MAX_PAYLOAD_BYTES {
+        return Ok(m);
+    }
+    let mut error = crate::contract::model::RecordError::host(
+        crate::contract::model::ErrorCode::PluginFailure,
+        crate::contract::model::ErrorCategory::SkipRecord,
+        format!(
+            "row {}: the mapped record is {} bytes, over the host's limit of {MAX_PAYLOAD_BYTES}; map fewer or shorter columns",
+            output::truncate(&m.key, MAX_LABEL_BYTES),
+            m.payload.len()
+        ),
+    );
+    error.retryable = false;
+    Err(RowError { key: m.key, error })
 }
 
 /// The contract: one result per input, same keys, same order.

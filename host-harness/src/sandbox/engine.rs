@@ -71,6 +71,10 @@ pub struct Runtime {
 impl Runtime {
     /// Build the engine and the linker.
     pub fn new(config: RuntimeConfig) -> Result<Runtime, HostError> {
+        let problems = config.limits.problems();
+        if !problems.is_empty() {
+            return Err(HostError::Config(problems.join("\n")));
+        }
         let mut c = Config::new();
         c.wasm_component_model(true);
         c.epoch_interruption(true);

@@ -13,8 +13,11 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::contract::bindings::{self, PluginHostViewPre as PluginPre, host_iface};
+use crate::egress::address::PublicOnlyResolver;
 use crate::egress::connections::ConnectionPool;
-use crate::egress::{EgressHooks, EgressPolicy, EgressStats, Timeouts};
+use crate::egress::credentials::Redactor;
+use crate::egress::{EgressCaps, EgressHooks, EgressPolicy, EgressStats, Timeouts};
+use crate::sandbox::output::{LogBudget, clean};
 use crate::error::HostError;
 use crate::sandbox::limits::Limits;
 
@@ -28,6 +31,7 @@ pub struct TenantState {
     table: ResourceTable,
     hooks: EgressHooks,
     limits: StoreLimits,
+    log: LogBudget,
 }
 
 impl WasiView for TenantState {
@@ -44,6 +48,7 @@ impl WasiHttpView for TenantState {
 
 impl host_iface::Host for TenantState {
     async fn log(&mut self, level: host_iface::Level, message: String) {
+        let Some(message) = self.log.admit(&self.hooks.policy().redactor, &message) else { return };
         let tenant = &*self.tenant;
         match level {
             host_iface::Level::Debug => tracing::debug!(tenant, "plugin: {message}"),
@@ -79,10 +84,13 @@ pub struct Instance {
 impl Instance {
     /// Log what the plugin printed, one line each, prefixed with the tenant.
     pub fn flush_stdio(&self) {
-        let tenant = &*self.store.data().tenant;
+        let state = self.store.data();
+        let tenant = &*state.tenant;
+        let redactor = &state.hooks.policy().redactor;
         for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
             let bytes = pipe.contents();
             for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.trim().is_empty()) {
+                let line = clean(redactor, line, crate::sandbox::output::MAX_MESSAGE_BYTES);
                 tracing::info!(tenant, stream, "plugin: {line}");
             }
         }
@@ -110,16 +118,20 @@ impl Plugin {
     }
 
     /// A policy that allows no egress at all, for the pure calls.
-    pub fn no_egress(tenant: &str) -> Arc<EgressPolicy> {
+    pub fn no_egress(&self, tenant: &str) -> Arc<EgressPolicy> {
+        let stats = Arc::new(EgressStats::default());
+        let l = &self.limits;
         Arc::new(EgressPolicy {
             tenant: tenant.to_string(),
             allowed_hosts: Vec::new(),
             credential: None,
+            redactor: Redactor::none(),
             redirect: None,
             limiter: None,
             timeouts: Timeouts::default(),
-            stats: Arc::new(EgressStats::default()),
-            connections: ConnectionPool::new(Timeouts::default().request),
+            caps: EgressCaps { in_flight: l.in_flight_requests, request_bytes: l.request_bytes, response_bytes: l.response_bytes },
+            stats: stats.clone(),
+            connections: ConnectionPool::new(Timeouts::default().request, PublicOnlyResolver::new(tenant.into(), stats)),
         })
     }
 
@@ -136,16 +148,19 @@ impl Plugin {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        let l = &self.limits;
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(l.header_bytes);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(l.resources);
         let state = TenantState {
             tenant: tenant.clone(),
             wasi,
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
+            http,
+            table,
             hooks: EgressHooks::new(policy, deadline),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.memory_bytes())
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: store_limits(l),
+            log: LogBudget::new(l.log_bytes_per_call),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -166,6 +181,19 @@ impl Plugin {
             .map_err(|e| HostError::Plugin { tenant: tenant.to_string(), reason: format!("instantiation failed: {e}") })?;
         Ok(Instance { store, exports, stdout, stderr })
     }
+}
+
+/// The store limits of one instance: memory size and count, tables and their elements, core
+/// instances. A failed grow traps (rather than returning -1 to a guest that may ignore it).
+fn store_limits(l: &Limits) -> StoreLimits {
+    StoreLimitsBuilder::new()
+        .memory_size(l.memory_bytes())
+        .memories(l.memories)
+        .tables(l.tables)
+        .instances(l.instances)
+        .table_elements(l.table_elements)
+        .trap_on_grow_failure(true)
+        .build()
 }
 
 /// Run one guest call with a wall-clock deadline; a trap or a timeout becomes a [`HostError`]
@@ -200,11 +228,76 @@ fn trap_summary(e: &wasmtime::Error) -> String {
             parts.push(text);
         }
     }
-    if parts.iter().any(|p| p.contains("growing memory")) {
-        parts.push("the instance exceeded its memory limit ([limits] memory_mib)".into());
+    // Name the limit a trap hit, so the operator knows which key to look at.
+    let named = [
+        ("growing memory", "the instance exceeded its memory limit ([limits] memory_mib)"),
+        ("memory growth failure", "the instance exceeded its memory limit ([limits] memory_mib)"),
+        ("growing table", "the instance exceeded its table size limit ([limits] table_elements)"),
+        ("memory count too high", "the component declares more memories than allowed ([limits] memories)"),
+        ("table count too high", "the component declares more tables than allowed ([limits] tables)"),
+        ("instance count too high", "the component creates more instances than allowed ([limits] instances)"),
+        ("resource table has no free keys", "the instance holds more host resources than allowed ([limits] resources)"),
+        ("total size of fields exceeds limit", "a header map of the plugin outgrew its size limit ([limits] header_bytes)"),
+        ("too many fields in the field map", "a header map of the plugin outgrew its size limit ([limits] header_bytes)"),
+    ];
+    for (needle, says) in named {
+        if parts.iter().any(|p| p.contains(needle)) && !parts.iter().any(|p| p == says) {
+            parts.push(says.into());
+        }
     }
     if parts.is_empty() {
         parts.push(e.root_cause().to_string().lines().next().unwrap_or("trap").to_string());
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Instantiate a hand-written core module under `limits` and call its `run` export, if any.
+    fn exercise(wat: &str, limits: &Limits) -> Result<(), String> {
+        let engine = Engine::default();
+        let module = wasmtime::Module::new(&engine, wat::parse_str(wat).unwrap()).unwrap();
+        let mut store = Store::new(&engine, store_limits(limits));
+        store.limiter(|s| s);
+        let run = |store: &mut Store<StoreLimits>| -> wasmtime::Result<()> {
+            let instance = wasmtime::Instance::new(&mut *store, &module, &[])?;
+            if let Ok(f) = instance.get_typed_func::<(), i32>(&mut *store, "run") {
+                f.call(&mut *store, ())?;
+            }
+            Ok(())
+        };
+        run(&mut store).map_err(|e| trap_summary(&e))
+    }
+
+    #[test]
+    fn more_memories_than_allowed_fail_instantiation_naming_the_limit() {
+        let err = exercise("(module (memory 1) (memory 1) (memory 1))", &Limits::default()).unwrap_err();
+        assert!(err.contains("the component declares more memories than allowed ([limits] memories)"), "{err}");
+    }
+
+    #[test]
+    fn more_tables_than_allowed_fail_instantiation_naming_the_limit() {
+        let tables = "(table 1 funcref) ".repeat(17);
+        let err = exercise(&format!("(module {tables})"), &Limits::default()).unwrap_err();
+        assert!(err.contains("the component declares more tables than allowed ([limits] tables)"), "{err}");
+    }
+
+    #[test]
+    fn growing_a_table_past_the_element_cap_traps_naming_the_limit() {
+        let wat = r#"(module (table 1 funcref)
+            (func (export "run") (result i32) (table.grow 0 (ref.null func) (i32.const 100000))))"#;
+        let err = exercise(wat, &Limits::default()).unwrap_err();
+        assert!(err.contains("the instance exceeded its table size limit ([limits] table_elements)"), "{err}");
+        assert_eq!(exercise(wat, &Limits { table_elements: 200_000, ..Limits::default() }), Ok(()));
+    }
+
+    #[test]
+    fn growing_memory_past_its_cap_traps_naming_the_limit() {
+        // 64 MiB is 1024 pages; ask for 2000 more.
+        let wat = r#"(module (memory 1) (func (export "run") (result i32) (memory.grow (i32.const 2000))))"#;
+        let err = exercise(wat, &Limits::default()).unwrap_err();
+        assert!(err.contains("the instance exceeded its memory limit ([limits] memory_mib)"), "{err}");
+    }
 }

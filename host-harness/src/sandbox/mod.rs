@@ -9,6 +9,7 @@
 //! - [`imports`]: the load-time import allow-list.
 //! - [`limits`]: every limit the host enforces on a plugin, named and defaulted.
 //! - [`instance`]: a fresh store and instance per call, with its limits and deadline.
+//! - [`output`]: everything the plugin says, bounded, escaped and with the secret removed.
 //! - [`calls`]: the contract's functions as async methods on [`Plugin`], each result checked
 //!   against the contract.
 
@@ -18,6 +19,7 @@ pub mod engine;
 pub mod imports;
 pub mod instance;
 pub mod limits;
+pub mod output;
 
 pub use engine::{Runtime, RuntimeConfig};
 pub use instance::{Instance, Plugin, TenantState, guarded};

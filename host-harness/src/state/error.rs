@@ -41,6 +41,14 @@ pub enum StateError {
         /// Its application id.
         found: i32,
     },
+    /// Another run of the same sync holds the run lock.
+    #[error("another run of sync {sync_id} is in progress (it holds {path}); wait for it to finish or stop it, then run again")]
+    Busy {
+        /// The sync.
+        sync_id: String,
+        /// The lock file.
+        path: String,
+    },
     /// The caller asked for something impossible.
     #[error("state usage: {0}")]
     Usage(String),

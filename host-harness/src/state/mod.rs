@@ -8,6 +8,7 @@
 //! - [`records`]: what is known per record, and reading it.
 //! - [`batches`]: writing confirmed and failed records, many per transaction.
 //! - [`runs`]: one row per run, and per-sync metadata.
+//! - [`lock`]: one run per sync at a time.
 //! - [`error`]: what can go wrong, naming the file and the fix.
 //!
 //! Per `(sync_id, record_key)` it keeps what the destination last **confirmed** (fingerprint,
@@ -57,6 +58,7 @@
 pub mod batches;
 pub mod database;
 pub mod error;
+pub mod lock;
 pub mod records;
 pub mod runs;
 pub mod schema;
@@ -64,6 +66,7 @@ pub mod schema;
 pub use batches::SyncBatch;
 pub use database::{State, SyncState};
 pub use error::StateError;
+pub use lock::{RunLock, lock_run};
 pub use records::{LastError, RecordState};
 pub use runs::{RunCounts, RunId, RunRecord, RunStatus, SyncMeta};
 pub use schema::{APPLICATION_ID, MIGRATIONS, STATE_FILE};

@@ -8,7 +8,12 @@ use std::sync::{Arc, Mutex};
 
 use crate::job::JobConfig;
 use crate::egress::connections::ConnectionPool;
-use crate::egress::{EgressPolicy, EgressStats, Redirect, Timeouts, intersect_hosts};
+use crate::egress::address::PublicOnlyResolver;
+use crate::egress::credentials::{HostCredential, Redactor};
+use crate::egress::{
+    ALLOW_EMULATOR_ENV, EgressCaps, EgressPolicy, EgressStats, Redirect, Timeouts, check_grants, credential_host,
+    emulator_allowed, intersect_hosts,
+};
 use crate::error::HostError;
 use crate::contract::model::{FieldMapping, Setting, SyncMode};
 use crate::egress::ratelimit::LimiterRegistry;
@@ -134,6 +139,7 @@ impl Harness {
             }
         };
 
+        check_grants(&job.policy.allow_hosts, &resolved.egress_hosts).map_err(HostError::Config)?;
         let allowed = intersect_hosts(&resolved.egress_hosts, &job.policy.allow_hosts);
         if allowed.is_empty() {
             return Err(HostError::Config(format!(
@@ -144,6 +150,11 @@ impl Harness {
         }
         let endpoint = opts.endpoint.as_ref().or(job.policy.endpoint.as_ref());
         let redirect = endpoint.map(|e| Redirect::parse(e)).transpose().map_err(HostError::Config)?;
+        if let (Some(e), false) = (endpoint, emulator_allowed()) {
+            return Err(HostError::Config(format!(
+                "the job sends its API traffic to the emulator at {e}, which is for development only (it would send the real credential over plain http to whatever listens there); remove policy.endpoint and --endpoint, or set {ALLOW_EMULATOR_ENV}=1 in a development environment"
+            )));
+        }
 
         let credential = match &spec.credential {
             Credential::None => None,
@@ -153,13 +164,14 @@ impl Harness {
                     .clone()
                     .or_else(|| settings.iter().find(|s| &s.key == username_key).map(|s| s.value.clone()))
                     .ok_or_else(|| HostError::Config(format!("destination.{username_key} is required")))?;
+                let host = credential_host(&resolved.base_url, &allowed).map_err(HostError::Config)?;
                 let secret_ref = job.destination.secrets.get("token").ok_or_else(|| {
                     HostError::Config(
                         "the job names no API token: add [destination.secrets] token = { env = \"GLADLY_API_TOKEN\" } (or { file = \"…\" })".into(),
                     )
                 })?;
                 match secret_ref.read() {
-                    Ok(token) => Some(BasicCredential { username, token }),
+                    Ok(token) => Some(HostCredential { host, basic: BasicCredential { username, token } }),
                     Err(e) if opts.dry_run => {
                         tracing::debug!("no token for a dry run: {e}");
                         None
@@ -171,15 +183,20 @@ impl Harness {
         let rate = job.policy.rate_limit_per_second.unwrap_or(spec.suggested_rate_per_second).max(1);
         let limiter = self.limiters.get(&resolved.rate_limit_key, rate);
         let has_credentials = credential.is_some() || matches!(spec.credential, Credential::None);
+        let redactor = credential.as_ref().map(|c| Redactor::of(&c.basic)).unwrap_or_default();
+        let stats = Arc::new(EgressStats::default());
+        let l = &job.limits;
         let policy = Arc::new(EgressPolicy {
             tenant: name.clone(),
             allowed_hosts: allowed,
             credential,
+            redactor,
             redirect,
             limiter: Some(limiter),
-            timeouts: Timeouts { request: job.limits.request_timeout() },
-            stats: Arc::new(EgressStats::default()),
-            connections: ConnectionPool::new(job.limits.request_timeout()),
+            timeouts: Timeouts { request: l.request_timeout() },
+            caps: EgressCaps { in_flight: l.in_flight_requests, request_bytes: l.request_bytes, response_bytes: l.response_bytes },
+            stats: stats.clone(),
+            connections: ConnectionPool::new(l.request_timeout(), PublicOnlyResolver::new(name.as_str().into(), stats)),
         });
         Ok(Tenant {
             name,

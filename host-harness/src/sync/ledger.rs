@@ -10,7 +10,7 @@ use crate::fingerprint::{Fingerprint, mapping_fingerprint};
 use crate::sync::plan::{self, PlanError, Planned, Planner};
 use crate::sync::report::Counts;
 use crate::source::KeyChecker;
-use crate::state::{RunCounts, RunId, RunStatus, State};
+use crate::state::{RunCounts, RunId, RunLock, RunStatus, State, lock_run};
 use crate::sync::Tenant;
 
 /// State and planner of one run.
@@ -22,11 +22,15 @@ pub struct Ledger {
     mapping_fingerprint: String,
     component_version: String,
     run_id: Option<RunId>,
+    /// Held for the whole run: no other run of this sync may start meanwhile.
+    _lock: Option<RunLock>,
 }
 
 impl Ledger {
     /// Open the job's state; a real run also starts a run record.
     pub fn open(job: &JobConfig, tenant: &Tenant, dry_run: bool) -> Result<Ledger, HostError> {
+        // A dry run writes nothing and needs no lock.
+        let lock = if dry_run { None } else { Some(lock_run(&job.sync.state_dir, &tenant.sync_id)?) };
         let state = State::open(&job.sync.state_dir)?;
         // The component version covers the plugin's own version and its exact build, so a
         // rebuilt component re-sends what it would now map differently.
@@ -42,6 +46,7 @@ impl Ledger {
             mapping_fingerprint,
             component_version,
             run_id,
+            _lock: lock,
         })
     }
 

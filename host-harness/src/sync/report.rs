@@ -5,6 +5,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::contract::model::{ApiError, ErrorCategory, ErrorCode, Outcome, RecordError};
+use crate::text::escape_controls;
 
 /// Counts of one run.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -114,10 +115,12 @@ impl PreviewRecord {
         PreviewRecord { key: key.to_string(), decision, payload }
     }
 
-    /// The record as a person reads it: its key, why it would be sent, the pretty payload.
+    /// The record as a person reads it: its key, why it would be sent, the pretty payload. Every
+    /// line is escaped for the terminal: keys and values are warehouse cells.
     pub fn render(&self) -> String {
         let pretty = serde_json::to_string_pretty(&self.payload).unwrap_or_default();
-        format!("row {} ({}) would be sent as:\n{pretty}", self.key, self.decision)
+        let pretty: Vec<String> = pretty.lines().map(escape_controls).collect();
+        format!("row {} ({}) would be sent as:\n{}", escape_controls(&self.key), self.decision, pretty.join("\n"))
     }
 }
 
@@ -168,13 +171,15 @@ impl RunReport {
         !self.failures.is_empty() || self.aborted.is_some()
     }
 
-    /// The human summary, a few lines.
+    /// The human summary, a few lines. Text that came from a row, a plugin or a server is
+    /// escaped, so no value can forge a line or drive the terminal.
     pub fn summary(&self) -> String {
         let c = &self.counts;
+        let sync_id = escape_controls(&self.sync_id);
         let mut s = format!(
             "{}: {} rows: created {}, updated {}, unchanged {}, failed {}, skipped {}, invalid {}{}\n\
              {} requests in {:.1} s ({:.1}/s of {}/s), {} throttled (429), {} retries",
-            self.sync_id,
+            sync_id,
             c.rows,
             c.created,
             c.updated,
@@ -194,13 +199,14 @@ impl RunReport {
             s.insert_str(0, "[preview] ");
         }
         for n in &self.notes {
-            s.push_str(&format!("\nnote: {n}"));
+            s.push_str(&format!("\nnote: {}", escape_controls(n)));
         }
         if let Some(a) = &self.aborted {
-            s.push_str(&format!("\nstopped early: {a}"));
+            s.push_str(&format!("\nstopped early: {}", escape_controls(a)));
         }
         for f in self.failures.iter().take(10) {
-            s.push_str(&format!("\n  row {}: {} ({}): {}", f.key, f.code.label(), f.kind, f.message));
+            let (key, message) = (escape_controls(&f.key), escape_controls(&f.message));
+            s.push_str(&format!("\n  row {key}: {} ({}): {message}", f.code.label(), f.kind));
         }
         if self.failures.len() > 10 {
             s.push_str(&format!("\n  … and {} more in the report", self.failures.len() - 10));

@@ -34,7 +34,9 @@ impl RetryPolicy {
     }
 
     /// How long to wait before retry number `retry` (1 = first retry): base × 2^(retry-1) plus
-    /// up to as much again in jitter, capped at the maximum, and at least the server's ask.
+    /// up to as much again in jitter, capped at the maximum, and at least the server's ask as
+    /// the plugin relays it, itself capped at the maximum (the plugin's `retry-after-ms` is
+    /// untrusted: a huge value must not park a record for ever).
     pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.base)
@@ -46,7 +48,7 @@ impl RetryPolicy {
             .last()
             .unwrap_or(self.base)
             .min(self.max);
-        backoff.max(retry_after.unwrap_or_default())
+        backoff.max(retry_after.unwrap_or_default().min(self.max))
     }
 }
 
@@ -75,6 +77,12 @@ mod tests {
         let p = policy();
         assert!(p.delay(20, None) <= Duration::from_secs(30));
         assert_eq!(p.delay(1, Some(Duration::from_secs(10))), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_plugins_huge_retry_after_is_capped_at_the_maximum() {
+        let p = policy();
+        assert_eq!(p.delay(1, Some(Duration::from_millis(u64::MAX))), Duration::from_secs(30));
     }
 
     #[test]

@@ -45,6 +45,13 @@ impl Harness {
         if !opts.dry_run && !tenant.has_credentials {
             return Err(HostError::MissingCredentials { tenant: tenant.name.clone() });
         }
+        if tenant.policy.redirect.is_some() {
+            tracing::warn!(
+                tenant = %tenant.name,
+                "this run sends its API traffic to a local emulator ({}=1): for development only, never with a real token",
+                crate::egress::ALLOW_EMULATOR_ENV
+            );
+        }
         let meter = Meter::start(tenant);
         let limits = tenant.plugin.limits().clone();
         let ledger = Ledger::open(job, tenant, opts.dry_run)?;

@@ -6,7 +6,7 @@ use super::read::Reader;
 use super::record::Recorder;
 use super::send::Senders;
 use super::work::{Pending, RunShared};
-use crate::contract::model::{ErrorCategory, ErrorCode, RecordError, Row};
+use crate::contract::model::{ErrorCategory, ErrorCode, MappedRecord, RecordError, Row, RowError};
 use crate::error::HostError;
 use crate::sandbox::limits::Limits;
 use crate::source::SourceItem;
@@ -100,8 +100,7 @@ impl Planning<'_, '_> {
                 }
             }
         }
-        let t = self.tenant;
-        let mapped = t.plugin.map_rows(&t.name, &t.settings, &t.mapping, rows.clone()).await?;
+        let mapped = map_isolating(self.tenant, rows.clone()).await?;
         let mut pairs = Vec::with_capacity(rows.len());
         for (row, m) in rows.into_iter().zip(mapped) {
             match m {
@@ -150,4 +149,36 @@ impl Planning<'_, '_> {
             self.senders.queue(batch, self.recorder).await;
         }
     }
+}
+
+/// Map `rows`; when `map-rows` traps, breaks the contract or runs out of time on the whole
+/// chunk, map each half again until the row that causes it is alone. That row becomes a
+/// plugin-failure row error (not retried until it changes); every other row is mapped. Other
+/// errors (the host's own) still end the run.
+fn map_isolating<'a>(
+    t: &'a Tenant,
+    rows: Vec<Row>,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<Vec<Result<MappedRecord, RowError>>, HostError>> + Send + 'a>> {
+    Box::pin(async move {
+        match t.plugin.map_rows(&t.name, &t.settings, &t.mapping, rows.clone()).await {
+            Err(e @ (HostError::Plugin { .. } | HostError::Deadline { .. })) if rows.len() == 1 => {
+                let key = rows[0].key.clone();
+                let mut error = RecordError::host(
+                    ErrorCode::PluginFailure,
+                    ErrorCategory::SkipRecord,
+                    format!("row {key}: the plugin cannot map this row even alone ({e}); it is not sent until the row or the plugin changes"),
+                );
+                error.retryable = false;
+                Ok(vec![Err(RowError { key, error })])
+            }
+            Err(HostError::Plugin { .. } | HostError::Deadline { .. }) if rows.len() > 1 => {
+                let mut left = rows;
+                let right = left.split_off(left.len() / 2);
+                let mut out = map_isolating(t, left).await?;
+                out.extend(map_isolating(t, right).await?);
+                Ok(out)
+            }
+            other => other,
+        }
+    })
 }

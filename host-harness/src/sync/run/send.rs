@@ -10,7 +10,9 @@ use tokio::task::JoinSet;
 
 use super::record::Recorder;
 use super::work::{Pending, RunShared, Sent};
-use crate::contract::model::{BatchContext, FieldMapping, Setting, SyncItem, SyncMode};
+use crate::contract::model::{
+    BatchContext, ErrorCategory, ErrorCode, FieldMapping, Outcome, RecordError, RecordResult, Setting, SyncItem, SyncMode,
+};
 use crate::egress::EgressPolicy;
 use crate::error::HostError;
 use crate::sandbox::Plugin;
@@ -114,6 +116,78 @@ impl TenantHandle {
     }
 }
 
+/// One `sync-batch` call in a task of its own, so that a panic anywhere under it (the host's
+/// egress code included) fails this batch instead of losing it and leaving the run waiting.
+async fn send_once(t: &TenantHandle, items: Vec<SyncItem>, attempt: u32) -> Result<Vec<RecordResult>, HostError> {
+    let t = t.clone();
+    let task = tokio::spawn(async move {
+        let ctx = BatchContext { sync_id: t.sync_id.clone(), attempt };
+        t.plugin.sync_batch(t.policy.clone(), ctx, &t.settings, t.mode, &t.mapping, items).await
+    });
+    match task.await {
+        Ok(results) => results,
+        Err(e) => Err(HostError::HostTask { reason: if e.is_panic() { "it panicked".into() } else { e.to_string() } }),
+    }
+}
+
+/// Send `items`; when the plugin traps or breaks the contract on the whole batch, send each half
+/// again (fresh instances) until the record that causes it is alone. That record fails as a
+/// plugin failure that is not retried; every other record gets its own outcome. Re-sending a
+/// half is safe: the plugin's creates are idempotent and its updates set absolute values.
+fn send_isolating(
+    t: &TenantHandle,
+    items: Vec<SyncItem>,
+    attempt: u32,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<Vec<RecordResult>, HostError>> + Send + '_>> {
+    Box::pin(async move {
+        let keys: Vec<String> = items.iter().map(|i| i.row.key.clone()).collect();
+        match send_once(t, items.clone(), attempt).await {
+            Err(HostError::Plugin { reason, .. }) if items.len() == 1 => Ok(vec![poisoned(&keys[0], &reason)]),
+            Err(HostError::Plugin { .. }) => {
+                let mut left = items;
+                let right = left.split_off(left.len() / 2);
+                let mut out = as_results(&left, send_isolating(t, left.clone(), attempt).await);
+                out.extend(as_results(&right, send_isolating(t, right.clone(), attempt).await));
+                Ok(out)
+            }
+            other => other,
+        }
+    })
+}
+
+/// A half's outcome as one result per record (a half that failed as a whole for another reason,
+/// a deadline say, fails each of its records with that error).
+fn as_results(items: &[SyncItem], r: Result<Vec<RecordResult>, HostError>) -> Vec<RecordResult> {
+    match r {
+        Ok(rs) => rs,
+        Err(e) => {
+            let err = e.to_record_error();
+            items
+                .iter()
+                .map(|i| RecordResult {
+                    key: i.row.key.clone(),
+                    outcome: Outcome::Failed,
+                    remote_id: None,
+                    confirmed_payload: None,
+                    error: Some(err.clone()),
+                    requests: 0,
+                })
+                .collect()
+        }
+    }
+}
+
+/// The result of the one record a plugin fails on when sent alone.
+fn poisoned(key: &str, reason: &str) -> RecordResult {
+    let mut error = RecordError::host(
+        ErrorCode::PluginFailure,
+        ErrorCategory::SkipRecord,
+        format!("row {key}: the plugin fails on this record even when it is sent alone ({reason}); it is not sent again until the row or the plugin changes"),
+    );
+    error.retryable = false;
+    RecordResult { key: key.to_string(), outcome: Outcome::Failed, remote_id: None, confirmed_payload: None, error: Some(error), requests: 0 }
+}
+
 /// One sender: takes batches while the concurrency target admits it; one fresh instance per
 /// batch.
 async fn sender(
@@ -139,8 +213,7 @@ async fn sender(
         }
         let attempt = batch.first().map(|p| p.attempt).unwrap_or(0);
         let items: Vec<SyncItem> = batch.iter().map(|p| p.item.clone()).collect();
-        let ctx = BatchContext { sync_id: t.sync_id.clone(), attempt };
-        let results = t.plugin.sync_batch(t.policy.clone(), ctx, &t.settings, t.mode, &t.mapping, items).await;
+        let results = send_isolating(&t, items, attempt).await;
         let throttled_now = t.policy.stats.throttled.load(Ordering::Relaxed);
         conc.observe(t.rate, t.policy.stats.mean_latency(), throttled_now > throttled_seen);
         throttled_seen = throttled_now;
