@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use host_harness::sandbox::{Plugin, Runtime, RuntimeConfig};
+use host_harness::sandbox::{Runtime, RuntimeConfig};
 use serde_json::{Value, json};
 
 use crate::cli::Args;
@@ -49,7 +49,7 @@ pub async fn instantiation(a: &Args) -> Result<Value> {
     for pooling in [false, true] {
         let rt = Runtime::new(RuntimeConfig { cache_dir: Some(cache_dir()), pooling, limits: Default::default() })?;
         let plugin = rt.load(&component)?;
-        let policy = Plugin::no_egress("bench");
+        let policy = plugin.no_egress("bench");
         // Warm up, then time.
         for _ in 0..50 {
             drop(plugin.instantiate(policy.clone(), Duration::from_secs(30)).await?);

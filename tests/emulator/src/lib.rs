@@ -19,6 +19,7 @@ mod clock;
 mod config;
 mod error;
 mod faults;
+mod hostile;
 mod index;
 mod normalize;
 mod org;

@@ -33,6 +33,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "/api/v1/customer-profiles/{id}",
             get(get_profile).patch(update).delete(delete),
         )
+        .merge(crate::hostile::routes())
         .fallback(no_route)
         .with_state(shared)
 }

@@ -2,7 +2,10 @@
 //!
 //! Every call reads the setting `behaviour` and misbehaves in one way, one per limit the host
 //! enforces. Other settings: `host` (default `acme.gladly.com`), `username` (default `hostile`),
-//! `count` (requests for `many-requests`, default 20) and `sleep-ms` (for `sleep`, default one hour).
+//! `count` (requests for `many-requests`, `request-flood` and `log-flood`, default 20), `sleep-ms`
+//! (for `sleep`, default one hour), `extra-host` (a second host `validate-config` declares),
+//! `poison-key` (the row the `trap-on-key` behaviours trap on) and `hold-ms` (how long the server
+//! holds each `request-flood` request).
 //!
 //! Only meaningful as a `wasm32-wasip2` component: on other targets the crate is empty, so native
 //! `cargo build --workspace` / `cargo clippy --workspace` still work.
@@ -194,6 +197,119 @@ fn many_requests(cfg: &[Setting], items: &[SyncItem]) -> Vec<RecordResult> {
         .collect()
 }
 
+/// Credential binding: a request to the second declared host (`extra-host`), which the operator
+/// granted too; its echo of the request headers is the remote id.
+fn credential_elsewhere(cfg: &[Setting], items: &[SyncItem]) -> Vec<RecordResult> {
+    let extra = setting(cfg, "extra-host").unwrap_or_else(|| "collector.example.net".into());
+    let reply = get(Scheme::Https, &extra, "/_hostile/echo-headers", None);
+    all_items(items, reply.map(|r| format!("status {} {}", r.status, String::from_utf8_lossy(&r.body))))
+}
+
+/// Output scrubbing: the API host echoes the request headers (the Basic credential included);
+/// the plugin logs them, prints them, and returns them as the first item's remote id and
+/// payload and as every other item's error message.
+fn echo_token(cfg: &[Setting], items: &[SyncItem]) -> Vec<RecordResult> {
+    let echoed = match get(Scheme::Https, &host(cfg), "/_hostile/echo-headers", None) {
+        Ok(r) => String::from_utf8_lossy(&r.body).into_owned(),
+        Err(e) => return items.iter().map(|i| failed(&i.row.key, e.clone(), 1)).collect(),
+    };
+    log(Level::Warn, &format!("echoed: {echoed}"));
+    println!("echoed: {echoed}");
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            if i == 0 {
+                RecordResult {
+                    remote_id: Some(echoed.clone()),
+                    confirmed_payload: Some(echoed.clone()),
+                    ..created(&item.row.key, 1)
+                }
+            } else {
+                failed(&item.row.key, failure(Code::Rejected, format!("echoed: {echoed}")), 0)
+            }
+        })
+        .collect()
+}
+
+/// Header map cap: append 1 KiB headers to one header map, logging the running total, until the
+/// host stops it (the host traps the instance when a map outgrows its limit).
+fn header_flood(items: &[SyncItem]) -> Vec<RecordResult> {
+    let fields = Fields::new();
+    let value = vec![b'v'; 1024];
+    let mut appended = 0usize;
+    for i in 0..1024 {
+        match fields.append(&format!("x-flood-{i}"), &value) {
+            Ok(()) => {
+                appended += 1024;
+                log(Level::Info, &format!("header-flood: {appended} bytes appended"));
+            }
+            Err(e) => return all_items(items, Ok(format!("{appended} {e:?}"))),
+        }
+    }
+    all_items(items, Ok(format!("{appended} none")))
+}
+
+/// In-flight cap: start `count` requests the server holds for `hold-ms` before answering, then
+/// wait for all; the remote id is `"ok=<answered> denied=<refused>"`.
+fn request_flood(cfg: &[Setting], items: &[SyncItem]) -> Vec<RecordResult> {
+    let count: usize = setting(cfg, "count").and_then(|v| v.parse().ok()).unwrap_or(20);
+    let hold: u64 = setting(cfg, "hold-ms").and_then(|v| v.parse().ok()).unwrap_or(300);
+    let host = host(cfg);
+    let path = format!("/_hostile/hold/{hold}");
+    let pending: Vec<_> = (0..count).map(|_| start(Scheme::Https, &host, &path, None)).collect();
+    let (mut ok, mut denied) = (0, 0);
+    for p in pending {
+        match p.and_then(finish) {
+            Ok(_) => ok += 1,
+            Err(e) if e.message.contains("HttpRequestDenied") => denied += 1,
+            Err(_) => {}
+        }
+    }
+    all_items(items, Ok(format!("ok={ok} denied={denied}")))
+}
+
+/// Resource-table cap: hold 200,000 host resources (empty header maps) at once.
+fn resource_flood(items: &[SyncItem]) -> Vec<RecordResult> {
+    let held: Vec<Fields> = (0..200_000).map(|_| Fields::new()).collect();
+    all_items(items, Ok(format!("held {}", held.len())))
+}
+
+/// Log budget and forged lines: one line that tries to start a new log line under another
+/// tenant's name, then `count` lines of 1 KiB.
+fn log_flood(cfg: &[Setting], items: &[SyncItem]) -> Vec<RecordResult> {
+    let count: usize = setting(cfg, "count").and_then(|v| v.parse().ok()).unwrap_or(20);
+    log(Level::Info, "ok\n2026-12-02T06:00:00.000000Z  INFO tenant=victim: plugin: FORGED-LINE");
+    let filler = "f".repeat(1000);
+    for i in 0..count {
+        log(Level::Info, &format!("flood {i:05} {filler}"));
+    }
+    items.iter().map(|i| created(&i.row.key, 0)).collect()
+}
+
+/// A poison row: trap when the batch holds the `poison-key` row, succeed otherwise.
+fn trap_on_key(cfg: &[Setting], items: &[SyncItem]) -> Vec<RecordResult> {
+    let poison = setting(cfg, "poison-key").unwrap_or_default();
+    if items.iter().any(|i| i.row.key == poison) {
+        trap();
+    }
+    items.iter().map(|i| created(&i.row.key, 0)).collect()
+}
+
+/// Retry hint cap: every item fails as retryable, asking for a wait of `u64::MAX` ms.
+fn huge_retry_after_ms(items: &[SyncItem]) -> Vec<RecordResult> {
+    items
+        .iter()
+        .map(|i| {
+            let mut e = failure(Code::RateLimited, "wait for ever".into());
+            e.category = ErrorCategory::RetryLater;
+            e.retryable = true;
+            e.retry_after_ms = Some(u64::MAX);
+            failed(&i.row.key, e, 1)
+        })
+        .collect()
+}
+
 /// Runs the configured behaviour for `sync-batch` (and, with one pseudo item, `check-connection`).
 fn behave(cfg: &[Setting], items: &[SyncItem]) -> Result<Vec<RecordResult>, Error> {
     let behaviour = setting(cfg, "behaviour").unwrap_or_default();
@@ -216,6 +332,28 @@ fn behave(cfg: &[Setting], items: &[SyncItem]) -> Result<Vec<RecordResult>, Erro
         "slow-server" => slow_server(cfg, items),
         "many-requests" => many_requests(cfg, items),
         "panic-in-map" => items.iter().map(|i| created(&i.row.key, 0)).collect(),
+        "credential-elsewhere" => credential_elsewhere(cfg, items),
+        "echo-token" => echo_token(cfg, items),
+        "header-flood" => header_flood(items),
+        "request-flood" => request_flood(cfg, items),
+        "resource-flood" => resource_flood(items),
+        "log-flood" => log_flood(cfg, items),
+        "trap-on-key" => trap_on_key(cfg, items),
+        "trap-on-key-in-map" => items.iter().map(|i| created(&i.row.key, 0)).collect(),
+        "huge-retry-after" => {
+            let reply = get(Scheme::Https, &host(cfg), "/_hostile/status/429?retry_after=1e20", None);
+            all_items(items, reply.map(|r| format!("status {}", r.status)))
+        }
+        "huge-retry-after-ms" => huge_retry_after_ms(items),
+        "trace-method" => {
+            let reply = start_with(&Method::Trace, Scheme::Https, &host(cfg), ORGANIZATION, None).and_then(finish);
+            all_items(items, reply.map(|r| format!("status {}", r.status)))
+        }
+        "userinfo" => {
+            let authority = format!("user:pw@{}", host(cfg));
+            let reply = get(Scheme::Https, &authority, ORGANIZATION, None);
+            all_items(items, reply.map(|r| format!("status {}", r.status)))
+        }
         other => {
             let mut e = failure(Code::InvalidConfig, format!("unknown behaviour {other:?}"));
             e.field = Some("behaviour".into());
@@ -259,6 +397,9 @@ impl Guest for Component {
                 field("username", false, Some("hostile")),
                 field("count", false, Some("20")),
                 field("sleep-ms", false, Some("3600000")),
+                field("extra-host", false, None),
+                field("poison-key", false, None),
+                field("hold-ms", false, Some("300")),
             ],
             target_fields: vec![],
             accepts_custom_fields: true,
@@ -306,8 +447,10 @@ impl Guest for Component {
                 });
             }
         }
+        let mut egress_hosts = vec![host.clone()];
+        egress_hosts.extend(setting(&config, "extra-host"));
         Ok(ResolvedConfig {
-            egress_hosts: vec![host.clone()],
+            egress_hosts,
             base_url: format!("https://{host}"),
             rate_limit_key: host,
             username: Some(username),
@@ -366,6 +509,11 @@ impl Guest for Component {
 fn map_one(cfg: &[Setting], row: Row) -> MappedRecord {
     if setting(cfg, "behaviour").as_deref() == Some("panic-in-map") {
         panic_now("map");
+    }
+    if setting(cfg, "behaviour").as_deref() == Some("trap-on-key-in-map")
+        && setting(cfg, "poison-key").as_deref() == Some(row.key.as_str())
+    {
+        trap();
     }
     MappedRecord {
         key: row.key,
@@ -469,6 +617,17 @@ fn start(
     path: &str,
     header: Option<(&str, &str)>,
 ) -> Result<(String, FutureIncomingResponse), Error> {
+    start_with(&Method::Get, scheme, authority, path, header)
+}
+
+/// [`start`] with another method.
+fn start_with(
+    method: &Method,
+    scheme: Scheme,
+    authority: &str,
+    path: &str,
+    header: Option<(&str, &str)>,
+) -> Result<(String, FutureIncomingResponse), Error> {
     let url = format!(
         "{}://{authority}{path}",
         if matches!(scheme, Scheme::Http) {
@@ -490,7 +649,7 @@ fn start(
     let request = OutgoingRequest::new(headers);
     let refused = |what: &str| failure(Code::EgressDenied, format!("GET {url}: {what} refused"));
     request
-        .set_method(&Method::Get)
+        .set_method(method)
         .map_err(|()| refused("method"))?;
     request
         .set_scheme(Some(&scheme))

@@ -262,6 +262,7 @@ async fn a_leaking_plugin_cannot_put_the_token_in_any_output() {
         .set("username", &s.creds.user)
         .token_env(&s.token_var)
         .map("name", "name")
+        .policy(r#"allow_hosts = ["*.gladly.com"]"#)
         .write(s.dir.join("job.toml"));
     let report = s.dir.join("r.json");
     let r = cli(

@@ -8,6 +8,7 @@
 mod cli;
 mod contract;
 mod faults;
+mod hostile;
 mod incremental;
 mod invariants;
 mod policy;
