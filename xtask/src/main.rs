@@ -27,6 +27,10 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("forbidden-import-guest", "forbidden_import_guest.wasm"),
 ];
 
+/// Lets the host redirect API traffic to the bundled emulator. Development and tests only: the
+/// host refuses a redirect without it (see docs/SECURITY.md).
+const ALLOW_EMULATOR: (&str, &str) = ("DESTINATION_HOST_ALLOW_EMULATOR", "1");
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
@@ -170,13 +174,13 @@ fn sync_sample(extra: &[String]) -> Result<()> {
     let args = [format!("--endpoint={}", emulator.base_url), format!("--state-dir={}", state.display())];
     let mut first = sync("sample-report.json", &args);
     // The emulator's default API user; it exists only inside the emulator.
-    first.env("GLADLY_API_TOKEN", "emulator-token");
+    first.env("GLADLY_API_TOKEN", "emulator-token").env(ALLOW_EMULATOR.0, ALLOW_EMULATOR.1);
     // The sample holds a few deliberately bad rows: the run reports them and exits 1, which is
     // the expected outcome here; anything else (2 = the run itself failed) stops the task.
     ran_to_completion(first.status()?)?;
     println!("\nsyncing again (nothing changed in the warehouse):");
     let mut second = sync("sample-report-rerun.json", &args);
-    second.env("GLADLY_API_TOKEN", "emulator-token");
+    second.env("GLADLY_API_TOKEN", "emulator-token").env(ALLOW_EMULATOR.0, ALLOW_EMULATOR.1);
     ran_to_completion(second.status()?)
 }
 
@@ -199,6 +203,8 @@ fn test() -> Result<()> {
     host_packages(&mut c);
     // The tests use the components this build made, wherever CARGO_TARGET_DIR put them.
     c.env("TEST_COMPONENTS_DIR", components_dir());
+    // The suite runs against the emulator on loopback.
+    c.env(ALLOW_EMULATOR.0, ALLOW_EMULATOR.1);
     run(c)
 }
 
@@ -206,6 +212,7 @@ fn bench(extra: &[String]) -> Result<()> {
     build()?;
     let mut c = cargo();
     c.args(["run", "--release", "-p", "bench", "--bin", "bench", "--"]).args(extra);
+    c.env(ALLOW_EMULATOR.0, ALLOW_EMULATOR.1);
     run(c)
 }
 
