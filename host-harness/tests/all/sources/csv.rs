@@ -138,7 +138,7 @@ fn csv_open_errors_name_the_fix() {
     assert!(open_err(&csv_cfg(&p, "id", &[])).to_string().contains("twice"));
     let p = dir.file("empty.csv", b"");
     assert!(open_err(&csv_cfg(&p, "id", &[])).to_string().contains("empty"));
-    let bad_delim = SourceConfig::Csv(CsvConfig { path: p.clone(), primary_key: "id".into(), types: BTreeMap::new(), delimiter: Some('→') });
+    let bad_delim = SourceConfig::Csv(CsvConfig { path: p.clone(), primary_key: "id".into(), types: BTreeMap::new(), delimiter: Some('→'), budget: InputBudget::default() });
     assert!(open_err(&bad_delim).to_string().contains("ASCII"));
 }
 
@@ -146,7 +146,7 @@ fn csv_open_errors_name_the_fix() {
 fn csv_other_delimiter() {
     let dir = TempDir::new("csv");
     let p = dir.file("t.csv", b"id;name\n1;a,b\n");
-    let cfg = SourceConfig::Csv(CsvConfig { path: p, primary_key: "id".into(), types: BTreeMap::new(), delimiter: Some(';') });
+    let cfg = SourceConfig::Csv(CsvConfig { path: p, primary_key: "id".into(), types: BTreeMap::new(), delimiter: Some(';'), budget: InputBudget::default() });
     let items = all(&cfg);
     assert_eq!(cell(rows(&items)[0], "name"), &Cell::Text("a,b".into()));
 }

@@ -29,6 +29,7 @@ impl PgSchema {
             primary_key: key.into(),
             types: BTreeMap::new(),
             batch_size: batch,
+            budget: InputBudget::default(),
         })
     }
 }
@@ -204,6 +205,7 @@ fn postgres_errors_name_the_fix_and_hide_the_password() {
         primary_key: "id".into(),
         types: BTreeMap::new(),
         batch_size: None,
+        budget: InputBudget::default(),
     });
     let e = open_err(&cfg);
     let text = format!("{e} {e:?}");
@@ -217,6 +219,7 @@ fn postgres_errors_name_the_fix_and_hide_the_password() {
         primary_key: "id".into(),
         types: BTreeMap::new(),
         batch_size: None,
+        budget: InputBudget::default(),
     });
     let text = open_err(&cfg).to_string();
     assert!(!text.contains("hunter2") && text.contains("port"), "{text}");
@@ -228,6 +231,7 @@ fn postgres_errors_name_the_fix_and_hide_the_password() {
         primary_key: "id".into(),
         types: BTreeMap::new(),
         batch_size: None,
+        budget: InputBudget::default(),
     });
     assert!(open_err(&cfg).to_string().contains("HH_TEST_SURELY_UNSET_VAR"));
 }

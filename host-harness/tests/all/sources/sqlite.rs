@@ -127,6 +127,7 @@ fn sqlite_streams_100k_rows_without_collecting() {
         primary_key: "id".into(),
         types: BTreeMap::new(),
         batch_size: Some(500),
+        budget: InputBudget::default(),
     });
     let mut src = source::open(&cfg).unwrap();
     let (mut n, mut last) = (0u64, 0i64);
