@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::source::redact_connection_string;
+use crate::source::{redact_connection_string, InputBudget};
 
 /// Default rows per chunk fetched from a database.
 pub const DEFAULT_BATCH_SIZE: usize = 1000;
@@ -44,6 +44,9 @@ pub struct CsvConfig {
     /// Field delimiter (one ASCII character), `,` by default.
     #[serde(default)]
     pub delimiter: Option<char>,
+    /// Size caps on cells, rows and planning chunks (`[source.budget]`); defaults when left out.
+    #[serde(default, skip_serializing_if = "InputBudget::is_default")]
+    pub budget: InputBudget,
 }
 
 /// A JSON Lines source: one JSON object per line.
@@ -57,6 +60,9 @@ pub struct JsonlConfig {
     /// Per-field type conversions.
     #[serde(default)]
     pub types: BTreeMap<String, TypeHint>,
+    /// Size caps on cells, rows and planning chunks (`[source.budget]`); defaults when left out.
+    #[serde(default, skip_serializing_if = "InputBudget::is_default")]
+    pub budget: InputBudget,
 }
 
 /// An SQLite database file and a query.
@@ -75,6 +81,9 @@ pub struct SqliteConfig {
     /// Rows per chunk handed from the reader thread (default 1000).
     #[serde(default)]
     pub batch_size: Option<usize>,
+    /// Size caps on cells, rows and planning chunks (`[source.budget]`); defaults when left out.
+    #[serde(default, skip_serializing_if = "InputBudget::is_default")]
+    pub budget: InputBudget,
 }
 
 /// A PostgreSQL connection and a query.
@@ -100,6 +109,9 @@ pub struct PostgresConfig {
     /// Rows fetched per cursor round trip (default 1000).
     #[serde(default)]
     pub batch_size: Option<usize>,
+    /// Size caps on cells, rows and planning chunks (`[source.budget]`); defaults when left out.
+    #[serde(default, skip_serializing_if = "InputBudget::is_default")]
+    pub budget: InputBudget,
 }
 
 impl fmt::Debug for PostgresConfig {
@@ -111,6 +123,7 @@ impl fmt::Debug for PostgresConfig {
             .field("primary_key", &self.primary_key)
             .field("types", &self.types)
             .field("batch_size", &self.batch_size)
+            .field("budget", &self.budget)
             .finish()
     }
 }
@@ -125,6 +138,8 @@ impl fmt::Debug for PostgresConfig {
 /// primary_key = "id"
 /// [source.types]
 /// signup_date = "timestamp"
+/// [source.budget]           # optional size caps, see `InputBudget`
+/// max_cell_bytes = 65536
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -157,6 +172,26 @@ impl SourceConfig {
             SourceConfig::Jsonl(c) => &c.types,
             SourceConfig::Sqlite(c) => &c.types,
             SourceConfig::Postgres(c) => &c.types,
+        }
+    }
+
+    /// The size caps on cells, rows and planning chunks.
+    pub fn budget(&self) -> &InputBudget {
+        match self {
+            SourceConfig::Csv(c) => &c.budget,
+            SourceConfig::Jsonl(c) => &c.budget,
+            SourceConfig::Sqlite(c) => &c.budget,
+            SourceConfig::Postgres(c) => &c.budget,
+        }
+    }
+
+    /// The size caps, to change (e.g. from settings outside `[source]`).
+    pub fn budget_mut(&mut self) -> &mut InputBudget {
+        match self {
+            SourceConfig::Csv(c) => &mut c.budget,
+            SourceConfig::Jsonl(c) => &mut c.budget,
+            SourceConfig::Sqlite(c) => &mut c.budget,
+            SourceConfig::Postgres(c) => &mut c.budget,
         }
     }
 

@@ -1,6 +1,13 @@
 //! CSV: a header row, then records. Every cell is text (empty → NULL) until a type hint says
 //! otherwise. Records are read as bytes so that a non-UTF-8 cell makes only its own row invalid.
+//!
+//! Size caps: a cell or record over the [`InputBudget`] is an invalid row. They are checked after
+//! the `csv` crate has read the record, because its reader grows its buffer to hold a whole
+//! record (a quoted field may span lines, so a line-length guard under it cannot tell where a
+//! record ends). A huge record therefore costs its size in memory once, is never copied, and the
+//! reader then goes on; bounding the read itself would mean parsing with `csv-core` directly.
 
+use super::budget::{InputBudget, Origin};
 use super::{cell_error, convert::short, open_input, CsvConfig, RawRecord, Reader, SourceError};
 use crate::contract::model::{Cell, Column, ErrorCode};
 
@@ -10,6 +17,7 @@ pub(crate) struct CsvReader {
     describe: String,
     record: ::csv::ByteRecord,
     count: u64,
+    budget: InputBudget,
 }
 
 impl CsvReader {
@@ -70,7 +78,7 @@ impl CsvReader {
             }
             columns.push(name);
         }
-        Ok(CsvReader { reader, columns, describe, record: ::csv::ByteRecord::new(), count: 0 })
+        Ok(CsvReader { reader, columns, describe, record: ::csv::ByteRecord::new(), count: 0, budget: cfg.budget })
     }
 }
 
@@ -97,7 +105,12 @@ impl Reader for CsvReader {
                 let mut columns = Vec::with_capacity(self.columns.len());
                 let mut error = None;
                 for (name, bytes) in self.columns.iter().zip(self.record.iter()) {
+                    let over = self.budget.check_cell(&where_, name, bytes.len(), Origin::File);
                     let value = if bytes.is_empty() {
+                        Cell::Null
+                    } else if over.is_some() {
+                        // Never copied: the row is reported, not sent.
+                        error = error.or(over);
                         Cell::Null
                     } else {
                         match std::str::from_utf8(bytes) {
@@ -120,6 +133,8 @@ impl Reader for CsvReader {
                     };
                     columns.push(Column { name: name.clone(), value });
                 }
+                // The fields' bytes, without delimiters and quotes.
+                let error = error.or_else(|| self.budget.check_row(&where_, self.record.as_slice().len(), Origin::File));
                 Some(Ok(RawRecord { record: self.count, line, columns, error }))
             }
             Err(e) => match e.kind() {

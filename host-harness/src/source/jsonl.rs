@@ -5,14 +5,20 @@
 //! JSON text (compact, keys sorted). The columns are the first object's fields in file order;
 //! a later object's missing fields are NULL and its extra fields follow. A line that is not UTF-8,
 //! not JSON or not an object is an invalid row naming its line number.
+//!
+//! Size caps: a line is read through `Read::take` at most `max_row_bytes` (+ its newline) at a
+//! time; a longer line is skipped to its newline without being kept, so a 1 GB line costs about
+//! the cap in memory, and becomes one invalid row. A cell over `max_cell_bytes` (a string's
+//! bytes, an object's or array's compact JSON) makes its row invalid, naming the column.
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
+use super::budget::{cell_bytes, InputBudget, Origin};
 use super::{open_input, JsonlConfig, RawRecord, Reader, SourceError};
 use crate::contract::model::{Cell, Column, ErrorCategory, ErrorCode, RecordError};
 
@@ -25,6 +31,7 @@ pub(crate) struct JsonlReader {
     buf: Vec<u8>,
     pending: VecDeque<Result<RawRecord, SourceError>>,
     eof: bool,
+    budget: InputBudget,
 }
 
 /// A JSON object with its fields in document order.
@@ -80,6 +87,11 @@ impl JsonlReader {
             format!("JSON Lines file {}", cfg.path.display())
         };
         let input = open_input(&cfg.path)?;
+        Ok(Self::from_reader(input, cfg, describe))
+    }
+
+    /// Reads `input` (the file or stdin `open` found), up to its first object.
+    fn from_reader(input: Box<dyn std::io::Read + Send>, cfg: &JsonlConfig, describe: String) -> Self {
         let mut r = JsonlReader {
             input: std::io::BufReader::with_capacity(64 * 1024, input),
             columns: Vec::new(),
@@ -89,6 +101,7 @@ impl JsonlReader {
             buf: Vec::with_capacity(1024),
             pending: VecDeque::new(),
             eof: false,
+            budget: cfg.budget,
         };
         // Read ahead to the first object to learn the columns (bad lines before it are kept).
         while let Some(item) = r.read_one() {
@@ -104,7 +117,7 @@ impl JsonlReader {
                 break;
             }
         }
-        Ok(r)
+        r
     }
 
     fn invalid(&mut self, message: String) -> RawRecord {
@@ -116,26 +129,62 @@ impl JsonlReader {
         }
     }
 
+    fn read_error(&mut self, e: &std::io::Error) -> SourceError {
+        self.eof = true;
+        SourceError::Read { what: self.describe.clone(), location: format!("line {}", self.line + 1), message: e.to_string() }
+    }
+
+    /// Reads past the rest of an overlong line without keeping it; returns the line's bytes
+    /// skipped, its newline not counted.
+    fn skip_line(&mut self) -> std::io::Result<usize> {
+        let mut skipped = 0;
+        loop {
+            let available = self.input.fill_buf()?;
+            if available.is_empty() {
+                return Ok(skipped);
+            }
+            match available.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    self.input.consume(i + 1);
+                    return Ok(skipped + i);
+                }
+                None => {
+                    let n = available.len();
+                    self.input.consume(n);
+                    skipped += n;
+                }
+            }
+        }
+    }
+
     fn read_one(&mut self) -> Option<Result<RawRecord, SourceError>> {
         loop {
             if self.eof {
                 return None;
             }
             self.buf.clear();
-            match self.input.read_until(b'\n', &mut self.buf) {
+            // At most the row cap and the newline: a longer line is never held whole.
+            let limit = self.budget.max_row_bytes.saturating_add(1);
+            match (&mut self.input).take(limit as u64).read_until(b'\n', &mut self.buf) {
                 Ok(0) => {
                     self.eof = true;
                     return None;
                 }
                 Ok(_) => {}
-                Err(e) => {
-                    self.eof = true;
-                    return Some(Err(SourceError::Read {
-                        what: self.describe.clone(),
-                        location: format!("line {}", self.line + 1),
-                        message: e.to_string(),
-                    }));
-                }
+                Err(e) => return Some(Err(self.read_error(&e))),
+            }
+            if self.buf.len() == limit && self.buf.last() != Some(&b'\n') {
+                let rest = match self.skip_line() {
+                    Ok(n) => n,
+                    Err(e) => return Some(Err(self.read_error(&e))),
+                };
+                self.line += 1;
+                self.count += 1;
+                let len = self.buf.len() + rest;
+                let at = format!("line {}", self.line);
+                // Always over the cap here: `len` is at least `max_row_bytes + 1`.
+                let error = self.budget.check_row(&at, len, Origin::File);
+                return Some(Ok(RawRecord { record: self.count, line: Some(self.line), columns: Vec::new(), error }));
             }
             self.line += 1;
             let mut bytes: &[u8] = &self.buf;
@@ -181,7 +230,15 @@ impl JsonlReader {
             for (name, v) in fields {
                 columns.push(Column { name, value: to_cell(v) });
             }
-            return Some(Ok(RawRecord { record: self.count, line: Some(self.line), columns, error: None }));
+            let at = format!("line {}", self.line);
+            let mut error = None;
+            for c in &mut columns {
+                if let Some(e) = self.budget.check_cell(&at, &c.name, cell_bytes(&c.value), Origin::File) {
+                    c.value = Cell::Null; // the row is reported, not sent: drop the value now
+                    error = error.or(Some(e));
+                }
+            }
+            return Some(Ok(RawRecord { record: self.count, line: Some(self.line), columns, error }));
         }
     }
 }
@@ -198,5 +255,45 @@ impl Reader for JsonlReader {
             return Some(p);
         }
         self.read_one()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::InputBudget;
+
+    /// `len` bytes of `x` on one line, then `tail`, produced as read: never held whole.
+    struct LongLine {
+        left: usize,
+        tail: std::io::Cursor<&'static [u8]>,
+    }
+
+    impl std::io::Read for LongLine {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            if self.left == 0 {
+                return self.tail.read(out);
+            }
+            let n = out.len().min(self.left);
+            out[..n].fill(b'x');
+            self.left -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_line_far_over_the_cap_is_never_held_whole() {
+        let cfg = JsonlConfig {
+            path: "-".into(),
+            primary_key: "id".into(),
+            types: Default::default(),
+            budget: InputBudget { max_cell_bytes: 1024, max_row_bytes: 4096, ..InputBudget::default() },
+        };
+        let input = LongLine { left: 64 * 1024 * 1024, tail: std::io::Cursor::new(&b"\n{\"id\": 2}\n"[..]) };
+        let mut r = JsonlReader::from_reader(Box::new(input), &cfg, "test".into());
+        let first = r.next_record().and_then(Result::ok).expect("a record");
+        assert_eq!(first.error.map(|e| e.message).as_deref(), Some("line 1: the row is 64 MiB and exceeds the 4 KiB row limit; shorten its values or move some columns to another file, or raise `budget.max_row_bytes` in `[source]`"));
+        // The line buffer grew to the cap and its newline, not to the line.
+        assert!(r.buf.capacity() < 64 * 1024, "buffer grew to {} bytes", r.buf.capacity());
     }
 }

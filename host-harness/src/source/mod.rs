@@ -6,6 +6,7 @@
 //! - [`config`]: the job file's `[source]` section;
 //! - [`item`]: rows, invalid rows and source errors;
 //! - [`reader`]: what the readers share; [`keyed`]: hints and key checks on their records;
+//! - [`budget`]: size caps on cells, rows and planning chunks;
 //! - [`batches`]: chunks for the planner; [`keys`]: the key set;
 //! - one module per kind: `csv`, `jsonl`, `sqlite`, `postgres`, and `convert` for cells.
 //!
@@ -13,7 +14,8 @@
 //! `Result<SourceItem, SourceError>`:
 //! - `Ok(SourceItem::Row(row))`: a typed row with its key, ready to map;
 //! - `Ok(SourceItem::Invalid(invalid))`: a row that must not be sent (bad encoding, a value that
-//!   does not parse as its declared type, a missing or repeated key), with where it is, its key
+//!   does not parse as its declared type, a cell or row over the [`InputBudget`], a missing or
+//!   repeated key), with where it is, its key
 //!   when known and a [`RecordError`] naming the column and the fix. The rows after it still
 //!   stream;
 //! - `Err(SourceError)`: the source itself failed (file unreadable, connection lost); the
@@ -23,7 +25,8 @@
 //! worker thread that hands over chunks of `batch_size` rows through a channel holding at most
 //! two chunks, so memory is flat in the row count (plus the key set of [`keys`]: ~34 bytes per
 //! key). The worker thread also keeps the `postgres` crate's own runtime off the caller's
-//! (possibly async) thread.
+//! (possibly async) thread. Memory is bounded in the row's size too: a JSON Lines line longer
+//! than `max_row_bytes` is skipped without being held (see each module for what it can bound).
 //!
 //! Cell types: CSV cells are text unless `types` says otherwise; JSON Lines, SQLite and
 //! PostgreSQL carry their own types (see each module), and a `types` entry converts any of them
@@ -32,6 +35,7 @@
 //! as UTC.
 
 pub mod batches;
+pub mod budget;
 pub mod config;
 mod convert;
 mod csv;
@@ -44,6 +48,7 @@ mod reader;
 mod sqlite;
 
 pub use self::batches::{Batches, batches};
+pub use self::budget::{InputBudget, DEFAULT_CHUNK_BYTES, DEFAULT_MAX_CELL_BYTES, DEFAULT_MAX_ROW_BYTES};
 pub use self::config::{CsvConfig, DEFAULT_BATCH_SIZE, JsonlConfig, PostgresConfig, SourceConfig, SqliteConfig, TypeHint};
 pub use self::item::{InvalidRow, SourceError, SourceItem};
 pub use self::keys::KeyChecker;
@@ -69,6 +74,7 @@ pub trait RowSource: Iterator<Item = Result<SourceItem, SourceError>> + Send {
 
 /// Opens the configured source and checks the key column (and the hinted columns) exist.
 pub fn open(cfg: &SourceConfig) -> Result<Box<dyn RowSource>, SourceError> {
+    cfg.budget().validate().map_err(SourceError::Config)?;
     let source: Box<dyn RowSource> = match cfg {
         SourceConfig::Csv(c) => Box::new(Keyed::new(csv::CsvReader::open(c)?, &c.primary_key, &c.types, true)?),
         SourceConfig::Jsonl(c) => Box::new(Keyed::new(jsonl::JsonlReader::open(c)?, &c.primary_key, &c.types, false)?),

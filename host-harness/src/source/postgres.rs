@@ -18,6 +18,12 @@
 //! Domains map as their base type. Any other type fails `open` with an error naming the column
 //! and the type, and the fix: cast it in the query. TLS is not used (`NoTls`): the warehouse is
 //! expected on loopback or a private network.
+//!
+//! Size caps: a value's size is its wire size, checked before it is decoded or copied; a cell
+//! over `max_cell_bytes` or a row (the sum of its values) over `max_row_bytes` makes the row
+//! invalid. The driver has already received the row by then (the protocol sends whole rows), so
+//! the cap bounds what the host keeps and hands on, not what one fetch of `batch_size` rows
+//! holds; `left(col, n)` in the query bounds that.
 
 use std::str::FromStr;
 
@@ -25,6 +31,7 @@ use ::postgres::types::{FromSql, Kind, Type};
 use ::postgres::{Client, Config, NoTls};
 
 use super::convert::{canonical_json, format_date, unix_micros_to_rfc3339, PG_EPOCH_UNIX_MICROS};
+use super::budget::Origin;
 use super::{cell_error, ChannelReader, PostgresConfig, RawRecord, SourceError, DEFAULT_BATCH_SIZE};
 use crate::contract::model::{Cell, Column, ErrorCode};
 
@@ -310,6 +317,19 @@ fn decode(d: Decode, raw: &[u8]) -> Result<Cell, String> {
     })
 }
 
+/// A value decoded, or NULL with the row's first error set to why it does not decode.
+fn decode_cell(d: Decode, raw: &[u8], name: &str, at: &str, error: &mut Option<crate::contract::model::RecordError>) -> Cell {
+    match decode(d, raw) {
+        Ok(c) => c,
+        Err(reason) => {
+            if error.is_none() {
+                *error = Some(cell_error(ErrorCode::InvalidValue, name, format!("{at}, column `{name}`: {reason}")));
+            }
+            Cell::Null
+        }
+    }
+}
+
 /// Connects, prepares the query, checks its column types and starts streaming it.
 pub(crate) fn open(cfg: &PostgresConfig) -> Result<ChannelReader, SourceError> {
     let url = match (&cfg.url, &cfg.url_env) {
@@ -330,6 +350,7 @@ pub(crate) fn open(cfg: &PostgresConfig) -> Result<ChannelReader, SourceError> {
     let query = cfg.query.clone();
     let batch = i32::try_from(cfg.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).max(1)).unwrap_or(i32::MAX);
     let describe = format!("query on {target}");
+    let budget = cfg.budget;
     ChannelReader::spawn(describe, move |ready, tx| {
         let fail = |message: String, fix: &str| SourceError::Postgres { target: target.clone(), message, fix: fix.to_string() };
         let mut client: Client = match pg.connect(NoTls) {
@@ -410,18 +431,21 @@ pub(crate) fn open(cfg: &PostgresConfig) -> Result<ChannelReader, SourceError> {
                 record += 1;
                 let mut columns = Vec::with_capacity(plan.len());
                 let mut error = None;
+                let mut row_bytes = 0usize;
+                let at = format!("record {record}");
                 for (i, (name, d)) in plan.iter().enumerate() {
                     let cell = match row.try_get::<_, Raw<'_>>(i) {
                         Ok(Raw(None)) => Cell::Null,
-                        Ok(Raw(Some(raw))) => match decode(*d, raw) {
-                            Ok(c) => c,
-                            Err(reason) => {
-                                if error.is_none() {
-                                    error = Some(cell_error(ErrorCode::InvalidValue, name, format!("record {record}, column `{name}`: {reason}")));
+                        Ok(Raw(Some(raw))) => {
+                            row_bytes = row_bytes.saturating_add(raw.len());
+                            match budget.check_cell(&at, name, raw.len(), Origin::Query) {
+                                Some(e) => {
+                                    error = error.or(Some(e));
+                                    Cell::Null
                                 }
-                                Cell::Null
+                                None => decode_cell(*d, raw, name, &at, &mut error),
                             }
-                        },
+                        }
                         Err(e) => {
                             let _ = tx.send(vec![Err(fail(e.to_string(), "this is unexpected; cast the column to text in the query"))]);
                             return;
@@ -429,6 +453,7 @@ pub(crate) fn open(cfg: &PostgresConfig) -> Result<ChannelReader, SourceError> {
                     };
                     columns.push(Column { name: name.clone(), value: cell });
                 }
+                let error = error.or_else(|| budget.check_row(&at, row_bytes, Origin::Query));
                 chunk.push(Ok(RawRecord { record, line: None, columns, error }));
             }
             let short = rows.len() < batch as usize;

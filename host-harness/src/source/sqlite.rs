@@ -5,11 +5,16 @@
 //! The declared type of a result column refines that: `DATETIME`/`TIMESTAMP` → timestamp (text
 //! normalized to RFC 3339, an integer read as Unix seconds, a real as a Julian day), `JSON` →
 //! JSON (validated), `BOOL`/`BOOLEAN` → boolean (0/1 or true/false text). `DATE` stays text.
+//!
+//! Size caps: a value's size is read from SQLite's own buffer before it is copied, so a cell
+//! over `max_cell_bytes` is never copied; the row (the sum of its values) is checked against
+//! `max_row_bytes`. Either makes the row invalid, naming the record and, for a cell, the column.
 
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
 use super::convert::{canonical_json, julian_day_to_rfc3339, normalize_timestamp, parse_bool, unix_seconds_to_rfc3339};
+use super::budget::Origin;
 use super::{cell_error, ChannelReader, RawRecord, SourceError, SqliteConfig, DEFAULT_BATCH_SIZE};
 use crate::contract::model::{Cell, Column, ErrorCode};
 
@@ -32,6 +37,15 @@ fn declared(decl: Option<&str>) -> Declared {
         Declared::Boolean
     } else {
         Declared::Plain
+    }
+}
+
+/// A value's size as the budget counts it, read without copying.
+fn value_bytes(value: ValueRef<'_>) -> usize {
+    match value {
+        ValueRef::Null => 0,
+        ValueRef::Integer(_) | ValueRef::Real(_) => 8,
+        ValueRef::Text(b) | ValueRef::Blob(b) => b.len(),
     }
 }
 
@@ -66,6 +80,7 @@ pub(crate) fn open(cfg: &SqliteConfig) -> Result<ChannelReader, SourceError> {
     let path = cfg.path.clone();
     let query = cfg.query.clone();
     let batch = cfg.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).max(1);
+    let budget = cfg.budget;
     let what = format!("database {}", cfg.path.display());
     if !path.exists() {
         return Err(SourceError::Sqlite {
@@ -125,6 +140,8 @@ pub(crate) fn open(cfg: &SqliteConfig) -> Result<ChannelReader, SourceError> {
                     record += 1;
                     let mut columns = Vec::with_capacity(cols.len());
                     let mut error = None;
+                    let mut row_bytes = 0usize;
+                    let at = format!("record {record}");
                     for (i, (name, decl)) in cols.iter().enumerate() {
                         let value = match row.get_ref(i) {
                             Ok(v) => v,
@@ -133,6 +150,13 @@ pub(crate) fn open(cfg: &SqliteConfig) -> Result<ChannelReader, SourceError> {
                                 return;
                             }
                         };
+                        let len = value_bytes(value);
+                        row_bytes = row_bytes.saturating_add(len);
+                        if let Some(e) = budget.check_cell(&at, name, len, Origin::Query) {
+                            error = error.or(Some(e));
+                            columns.push(Column { name: name.clone(), value: Cell::Null });
+                            continue;
+                        }
                         let is_blob = matches!(value, ValueRef::Blob(_));
                         let cell = match convert(value, *decl) {
                             Ok(c) => c,
@@ -153,6 +177,7 @@ pub(crate) fn open(cfg: &SqliteConfig) -> Result<ChannelReader, SourceError> {
                         };
                         columns.push(Column { name: name.clone(), value: cell });
                     }
+                    let error = error.or_else(|| budget.check_row(&at, row_bytes, Origin::Query));
                     chunk.push(Ok(RawRecord { record, line: None, columns, error }));
                     if chunk.len() >= batch && tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(batch))).is_err() {
                         return; // the consumer is gone

@@ -64,3 +64,29 @@ fn redaction_of_connection_strings() {
     assert_eq!(r("host=db user=bob password=s3cret dbname=w"), "host=db user=bob password=*** dbname=w");
     assert_eq!(r("host=db password='s3 cret' dbname=w"), "host=db password=*** dbname=w");
 }
+
+#[test]
+fn budget_parses_from_toml_and_keys_left_out_keep_their_defaults() {
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        source: SourceConfig,
+    }
+    let doc: Doc = toml::from_str("[source]\nkind = \"csv\"\npath = \"x.csv\"\nprimary_key = \"id\"\n[source.budget]\nmax_cell_bytes = 1024\n").unwrap();
+    assert_eq!(
+        *doc.source.budget(),
+        InputBudget { max_cell_bytes: 1024, max_row_bytes: 1024 * 1024, chunk_bytes: 4 * 1024 * 1024 }
+    );
+    let e = toml::from_str::<Doc>("[source]\nkind = \"csv\"\npath = \"x.csv\"\nprimary_key = \"id\"\n[source.budget]\nmax_cel_bytes = 1\n")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("max_cel_bytes"), "{e}");
+}
+
+#[test]
+fn a_zero_budget_is_refused_at_open_naming_the_key() {
+    let dir = TempDir::new("budget");
+    let p = dir.file("t.csv", b"id\n1\n");
+    let e = open_err(&with_budget(csv_cfg(&p, "id", &[]), 0, 1024)).to_string();
+    assert_eq!(e, "source configuration: `budget.max_cell_bytes` is 0; set a positive number of bytes or leave it out for the default");
+}

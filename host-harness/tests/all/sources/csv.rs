@@ -138,7 +138,7 @@ fn csv_open_errors_name_the_fix() {
     assert!(open_err(&csv_cfg(&p, "id", &[])).to_string().contains("twice"));
     let p = dir.file("empty.csv", b"");
     assert!(open_err(&csv_cfg(&p, "id", &[])).to_string().contains("empty"));
-    let bad_delim = SourceConfig::Csv(CsvConfig { path: p.clone(), primary_key: "id".into(), types: BTreeMap::new(), delimiter: Some('→') });
+    let bad_delim = SourceConfig::Csv(CsvConfig { path: p.clone(), primary_key: "id".into(), types: BTreeMap::new(), delimiter: Some('→'), budget: InputBudget::default() });
     assert!(open_err(&bad_delim).to_string().contains("ASCII"));
 }
 
@@ -146,7 +146,7 @@ fn csv_open_errors_name_the_fix() {
 fn csv_other_delimiter() {
     let dir = TempDir::new("csv");
     let p = dir.file("t.csv", b"id;name\n1;a,b\n");
-    let cfg = SourceConfig::Csv(CsvConfig { path: p, primary_key: "id".into(), types: BTreeMap::new(), delimiter: Some(';') });
+    let cfg = SourceConfig::Csv(CsvConfig { path: p, primary_key: "id".into(), types: BTreeMap::new(), delimiter: Some(';'), budget: InputBudget::default() });
     let items = all(&cfg);
     assert_eq!(cell(rows(&items)[0], "name"), &Cell::Text("a,b".into()));
 }
@@ -190,4 +190,35 @@ fn csv_and_jsonl_read_standard_input() {
         let bad_line = if kind == "csv" { "INVALID line 3" } else { "INVALID line 2" };
         assert_eq!(lines, [expected_describe, "ROW 1 Integer(10)", bad_line, "ROW 3 Integer(30)"], "{kind}: {text}");
     }
+}
+
+#[test]
+fn csv_a_cell_over_the_default_cap_is_an_invalid_row_naming_line_column_size_and_limit() {
+    let dir = TempDir::new("csv");
+    let p = dir.file("t.csv", format!("id,name,notes\n1,Ann,short\n2,Bob,{}\n3,Cy,ok\n", over_default_cell()).as_bytes());
+    let items = all(&csv_cfg(&p, "id", &[]));
+    assert_eq!(keys(&items), ["1", "3"], "the rows before and after are read");
+    let bad = invalid(&items);
+    assert_eq!(bad.len(), 1);
+    assert_eq!((bad[0].line, bad[0].key.as_deref(), bad[0].error.field.as_deref()), (Some(3), Some("2"), Some("notes")));
+    assert_eq!(
+        bad[0].error.message,
+        "line 3, column `notes`: 65 KiB exceeds the 64 KiB cell limit; shorten the value or remove the column from the file, or raise `budget.max_cell_bytes` in `[source]`"
+    );
+}
+
+#[test]
+fn csv_a_record_over_the_row_cap_is_invalid_though_each_cell_fits() {
+    let dir = TempDir::new("csv");
+    // Record 2's fields: "2" + 60 + 60 = 121 bytes, over 100; each cell is under 64.
+    let wide = "y".repeat(60);
+    let p = dir.file("t.csv", format!("id,a,b\n1,x,y\n2,{wide},{wide}\n3,x,y\n").as_bytes());
+    let items = all(&with_budget(csv_cfg(&p, "id", &[]), 64, 100));
+    assert_eq!(keys(&items), ["1", "3"]);
+    let bad = invalid(&items);
+    assert_eq!((bad[0].line, bad[0].key.as_deref(), bad[0].error.field.as_deref()), (Some(3), Some("2"), None));
+    assert_eq!(
+        bad[0].error.message,
+        "line 3: the row is 121 bytes and exceeds the 100 bytes row limit; shorten its values or move some columns to another file, or raise `budget.max_row_bytes` in `[source]`"
+    );
 }

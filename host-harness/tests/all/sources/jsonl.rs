@@ -67,3 +67,38 @@ fn jsonl_hints_and_key_check() {
     let empty = dir.file("e.jsonl", b"");
     assert!(all(&jsonl_cfg(&empty, "id", &[])).is_empty());
 }
+
+#[test]
+fn jsonl_a_cell_over_the_default_cap_is_an_invalid_row_naming_line_column_size_and_limit() {
+    let dir = TempDir::new("jsonl");
+    let p = dir.file("t.jsonl", format!("{{\"id\": 1}}\n{{\"id\": 2, \"notes\": \"{}\"}}\n{{\"id\": 3}}\n", over_default_cell()).as_bytes());
+    let items = all(&jsonl_cfg(&p, "id", &[]));
+    assert_eq!(keys(&items), ["1", "3"], "the rows before and after are read");
+    let bad = invalid(&items);
+    assert_eq!(bad.len(), 1);
+    assert_eq!((bad[0].line, bad[0].key.as_deref(), bad[0].error.field.as_deref()), (Some(2), Some("2"), Some("notes")));
+    assert_eq!(
+        bad[0].error.message,
+        "line 2, column `notes`: 65 KiB exceeds the 64 KiB cell limit; shorten the value or remove the column from the file, or raise `budget.max_cell_bytes` in `[source]`"
+    );
+}
+
+#[test]
+fn jsonl_a_line_over_the_default_row_cap_is_one_invalid_row_and_the_next_line_is_read() {
+    let dir = TempDir::new("jsonl");
+    // Line 2 is exactly 8 MiB before its newline: `{"id": 2, "notes": "` (20) + x… + `"}` (2).
+    let mut line = String::from("{\"id\": 2, \"notes\": \"");
+    line.push_str(&"x".repeat(8 * 1024 * 1024 - 22));
+    line.push_str("\"}");
+    assert_eq!(line.len(), 8 * 1024 * 1024);
+    let p = dir.file("t.jsonl", format!("{{\"id\": 1}}\n{line}\n{{\"id\": 3}}\n").as_bytes());
+    let items = all(&jsonl_cfg(&p, "id", &[]));
+    assert_eq!(keys(&items), ["1", "3"]);
+    let bad = invalid(&items);
+    assert_eq!(bad.len(), 1);
+    assert_eq!((bad[0].line, bad[0].key.as_deref(), bad[0].error.field.as_deref()), (Some(2), None, None), "never parsed: no key");
+    assert_eq!(
+        bad[0].error.message,
+        "line 2: the row is 8 MiB and exceeds the 1 MiB row limit; shorten its values or move some columns to another file, or raise `budget.max_row_bytes` in `[source]`"
+    );
+}

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use host_harness::contract::model::{Cell, ErrorCode, Row};
 use host_harness::source::{
-    self, batches, CsvConfig, InvalidRow, JsonlConfig, PostgresConfig, SourceConfig, SourceError, SourceItem, SqliteConfig,
+    self, batches, CsvConfig, InputBudget, InvalidRow, JsonlConfig, PostgresConfig, SourceConfig, SourceError, SourceItem, SqliteConfig,
     TypeHint,
 };
 use test_kit::TempDir;
@@ -37,11 +37,11 @@ fn types(pairs: &[(&str, TypeHint)]) -> BTreeMap<String, TypeHint> {
 }
 
 fn csv_cfg(path: &Path, key: &str, hints: &[(&str, TypeHint)]) -> SourceConfig {
-    SourceConfig::Csv(CsvConfig { path: path.to_path_buf(), primary_key: key.into(), types: types(hints), delimiter: None })
+    SourceConfig::Csv(CsvConfig { path: path.to_path_buf(), primary_key: key.into(), types: types(hints), delimiter: None, budget: InputBudget::default() })
 }
 
 fn jsonl_cfg(path: &Path, key: &str, hints: &[(&str, TypeHint)]) -> SourceConfig {
-    SourceConfig::Jsonl(JsonlConfig { path: path.to_path_buf(), primary_key: key.into(), types: types(hints) })
+    SourceConfig::Jsonl(JsonlConfig { path: path.to_path_buf(), primary_key: key.into(), types: types(hints), budget: InputBudget::default() })
 }
 
 fn sqlite_cfg(path: &Path, query: &str, key: &str, hints: &[(&str, TypeHint)]) -> SourceConfig {
@@ -51,6 +51,7 @@ fn sqlite_cfg(path: &Path, query: &str, key: &str, hints: &[(&str, TypeHint)]) -
         primary_key: key.into(),
         types: types(hints),
         batch_size: None,
+        budget: InputBudget::default(),
     })
 }
 
@@ -86,3 +87,19 @@ const SAMPLE_HINTS: &[(&str, TypeHint)] = &[
     ("preferences", TypeHint::Json),
 ];
 
+
+/// `cfg` with its size caps set (the chunk size left at its default).
+fn with_budget(mut cfg: SourceConfig, max_cell_bytes: usize, max_row_bytes: usize) -> SourceConfig {
+    *cfg.budget_mut() = InputBudget { max_cell_bytes, max_row_bytes, ..InputBudget::default() };
+    cfg
+}
+
+/// The keys of the rows, in order.
+fn keys<'a>(items: &'a [SourceItem]) -> Vec<&'a str> {
+    rows(items).iter().map(|r| r.key.as_str()).collect()
+}
+
+/// 65 KiB of text: one KiB over the default 64 KiB cell cap.
+fn over_default_cell() -> String {
+    "x".repeat(65 * 1024)
+}

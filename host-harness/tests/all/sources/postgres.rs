@@ -29,6 +29,7 @@ impl PgSchema {
             primary_key: key.into(),
             types: BTreeMap::new(),
             batch_size: batch,
+            budget: InputBudget::default(),
         })
     }
 }
@@ -204,6 +205,7 @@ fn postgres_errors_name_the_fix_and_hide_the_password() {
         primary_key: "id".into(),
         types: BTreeMap::new(),
         batch_size: None,
+        budget: InputBudget::default(),
     });
     let e = open_err(&cfg);
     let text = format!("{e} {e:?}");
@@ -217,6 +219,7 @@ fn postgres_errors_name_the_fix_and_hide_the_password() {
         primary_key: "id".into(),
         types: BTreeMap::new(),
         batch_size: None,
+        budget: InputBudget::default(),
     });
     let text = open_err(&cfg).to_string();
     assert!(!text.contains("hunter2") && text.contains("port"), "{text}");
@@ -228,6 +231,7 @@ fn postgres_errors_name_the_fix_and_hide_the_password() {
         primary_key: "id".into(),
         types: BTreeMap::new(),
         batch_size: None,
+        budget: InputBudget::default(),
     });
     assert!(open_err(&cfg).to_string().contains("HH_TEST_SURELY_UNSET_VAR"));
 }
@@ -259,4 +263,37 @@ fn postgres_reads_the_sample_warehouse_like_sqlite() {
     }
     let from_pg = all(&pg.cfg("SELECT * FROM {s}.customers ORDER BY id", "id", Some(64)));
     assert_eq!(from_pg, db);
+}
+
+#[test]
+fn postgres_a_cell_over_the_default_cap_is_an_invalid_row_naming_record_column_size_and_limit() {
+    let pg = PgSchema::new("cellcap");
+    let items = all(&pg.cfg(
+        "SELECT * FROM (VALUES (1, 'short'), (2, repeat('x', 66560)), (3, 'ok')) AS t(id, notes) ORDER BY id",
+        "id",
+        None,
+    ));
+    assert_eq!(keys(&items), ["1", "3"], "the rows before and after are read");
+    let bad = invalid(&items);
+    assert_eq!(bad.len(), 1);
+    assert_eq!((bad[0].record, bad[0].key.as_deref(), bad[0].error.field.as_deref()), (2, Some("2"), Some("notes")));
+    assert_eq!(
+        bad[0].error.message,
+        "record 2, column `notes`: 65 KiB exceeds the 64 KiB cell limit; shorten the value in the warehouse or leave the column out of `query` (or cut it there, e.g. `substr(col, 1, 1000)`), or raise `budget.max_cell_bytes` in `[source]`"
+    );
+}
+
+#[test]
+fn postgres_a_row_over_the_row_cap_is_invalid_though_each_cell_fits() {
+    let pg = PgSchema::new("rowcap");
+    // Record 2 on the wire: int4 id (4) + 60 + 60 = 124 bytes, over 100; each cell is under 64.
+    let q = "SELECT * FROM (VALUES (1, 'x', 'y'), (2, repeat('a', 60), repeat('b', 60)), (3, 'x', 'y')) AS t(id, a, b) ORDER BY id";
+    let items = all(&with_budget(pg.cfg(q, "id", None), 64, 100));
+    assert_eq!(keys(&items), ["1", "3"]);
+    let bad = invalid(&items);
+    assert_eq!((bad[0].record, bad[0].key.as_deref(), bad[0].error.field.as_deref()), (2, Some("2"), None));
+    assert_eq!(
+        bad[0].error.message,
+        "record 2: the row is 124 bytes and exceeds the 100 bytes row limit; select fewer or shorter columns in `query`, or raise `budget.max_row_bytes` in `[source]`"
+    );
 }

@@ -127,6 +127,7 @@ fn sqlite_streams_100k_rows_without_collecting() {
         primary_key: "id".into(),
         types: BTreeMap::new(),
         batch_size: Some(500),
+        budget: InputBudget::default(),
     });
     let mut src = source::open(&cfg).unwrap();
     let (mut n, mut last) = (0u64, 0i64);
@@ -169,4 +170,45 @@ fn batches_group_items() {
     let src = source::open(&csv_cfg(&p, "id", &[])).unwrap();
     let sizes: Vec<usize> = batches(src, 2).map(|b| b.unwrap().len()).collect();
     assert_eq!(sizes, [2, 2, 1]);
+}
+
+#[test]
+fn sqlite_a_cell_over_the_default_cap_is_an_invalid_row_naming_record_column_size_and_limit() {
+    let dir = TempDir::new("sqlite");
+    // hex(zeroblob(n)) is 2n zeros: 66560 characters, 65 KiB.
+    let p = sqlite_db(
+        &dir,
+        "t.sqlite",
+        "CREATE TABLE t (id INTEGER, notes TEXT);
+         INSERT INTO t VALUES (1, 'short'), (2, replace(hex(zeroblob(33280)), '0', 'x')), (3, 'ok');",
+    );
+    let items = all(&sqlite_cfg(&p, "SELECT * FROM t ORDER BY id", "id", &[]));
+    assert_eq!(keys(&items), ["1", "3"], "the rows before and after are read");
+    let bad = invalid(&items);
+    assert_eq!(bad.len(), 1);
+    assert_eq!((bad[0].record, bad[0].key.as_deref(), bad[0].error.field.as_deref()), (2, Some("2"), Some("notes")));
+    assert_eq!(
+        bad[0].error.message,
+        "record 2, column `notes`: 65 KiB exceeds the 64 KiB cell limit; shorten the value in the warehouse or leave the column out of `query` (or cut it there, e.g. `substr(col, 1, 1000)`), or raise `budget.max_cell_bytes` in `[source]`"
+    );
+}
+
+#[test]
+fn sqlite_a_row_over_the_row_cap_is_invalid_though_each_cell_fits() {
+    let dir = TempDir::new("sqlite");
+    // Record 2: id 8 bytes + 60 + 60 = 128 bytes, over 100; each cell is under 64.
+    let p = sqlite_db(
+        &dir,
+        "t.sqlite",
+        "CREATE TABLE t (id INTEGER, a TEXT, b TEXT);
+         INSERT INTO t VALUES (1, 'x', 'y'), (2, printf('%60s', 'a'), printf('%60s', 'b')), (3, 'x', 'y');",
+    );
+    let items = all(&with_budget(sqlite_cfg(&p, "SELECT * FROM t ORDER BY id", "id", &[]), 64, 100));
+    assert_eq!(keys(&items), ["1", "3"]);
+    let bad = invalid(&items);
+    assert_eq!((bad[0].record, bad[0].key.as_deref(), bad[0].error.field.as_deref()), (2, Some("2"), None));
+    assert_eq!(
+        bad[0].error.message,
+        "record 2: the row is 128 bytes and exceeds the 100 bytes row limit; select fewer or shorter columns in `query`, or raise `budget.max_row_bytes` in `[source]`"
+    );
 }
