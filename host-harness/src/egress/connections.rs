@@ -117,6 +117,10 @@ fn from_client_error(err: &hyper_util::client::legacy::Error) -> HttpError {
         });
         return if timed_out { HttpError::ConnectionTimeout } else { HttpError::ConnectionRefused };
     }
+    // The egress policy's own cap on the request body ends the request from inside: say so.
+    if let Some(HttpError::HttpRequestBodySize(n)) = source_chain(err).find_map(|e| e.downcast_ref::<HttpError>()) {
+        return HttpError::HttpRequestBodySize(*n);
+    }
     match source_chain(err).find_map(|e| e.downcast_ref::<hyper::Error>()) {
         Some(h) => from_hyper_error(h),
         None => HttpError::HttpProtocolError,

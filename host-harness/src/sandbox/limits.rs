@@ -4,6 +4,9 @@
 //! A job file is trusted, but a typo in it must not turn a limit off: every key has an allowed
 //! range ([`RANGES`]), and zero, negative or absurd values are refused at load naming the key
 //! and the range (a deadline near `u64::MAX` would otherwise overflow the clock).
+//!
+//! The caps on warehouse input (cell, row and planning-chunk bytes) belong to the source and
+//! live in [`crate::source::InputBudget`] (`[source.budget]`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -5,7 +5,9 @@
 //!   (a server that hands the `Authorization` value back to the plugin);
 //! - `GET /_hostile/hold/{ms}`: answers after `ms` milliseconds (keeps requests in flight);
 //! - `GET /_hostile/status/{code}?retry_after=V`: that status, with `Retry-After: V` verbatim
-//!   (`1e20`, an HTTP date far in the future, garbage).
+//!   (`1e20`, an HTTP date far in the future, garbage);
+//! - `GET /_hostile/bytes/{n}`: a body of `n` bytes (at most 64 MiB);
+//! - `POST /_hostile/sink`: takes any body and says how many bytes arrived.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -14,7 +16,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query};
 use axum::response::Response;
-use axum::routing::get;
+use axum::body::Bytes;
+use axum::routing::{get, post};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 /// The hostile routes, merged into the API router.
@@ -23,6 +26,8 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/_hostile/echo-headers", get(echo_headers))
         .route("/_hostile/hold/{ms}", get(hold))
         .route("/_hostile/status/{code}", get(status))
+        .route("/_hostile/bytes/{n}", get(bytes))
+        .route("/_hostile/sink", post(sink))
 }
 
 fn text(status: StatusCode, body: String) -> Response {
@@ -52,4 +57,12 @@ async fn status(Path(code): Path<u16>, Query(q): Query<HashMap<String, String>>)
         r.headers_mut().insert(header::RETRY_AFTER, v);
     }
     r
+}
+
+async fn bytes(Path(n): Path<usize>) -> Response {
+    text(StatusCode::OK, "x".repeat(n.min(64 << 20)))
+}
+
+async fn sink(body: Bytes) -> Response {
+    text(StatusCode::OK, format!("received {}", body.len()))
 }

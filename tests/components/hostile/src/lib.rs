@@ -34,7 +34,7 @@ use reverse_etl::destination::types::{
 use waki::bindings::wasi::clocks::monotonic_clock;
 use waki::bindings::wasi::http::outgoing_handler::{self, FutureIncomingResponse};
 use waki::bindings::wasi::http::types::{
-    ErrorCode as WasiError, Fields, IncomingResponse, Method, OutgoingRequest, Scheme,
+    ErrorCode as WasiError, Fields, IncomingResponse, Method, OutgoingBody, OutgoingRequest, Scheme,
 };
 use waki::bindings::wasi::io::{poll, streams::StreamError};
 
@@ -269,6 +269,39 @@ fn request_flood(cfg: &[Setting], items: &[SyncItem]) -> Vec<RecordResult> {
     all_items(items, Ok(format!("ok={ok} denied={denied}")))
 }
 
+/// Request body cap: POST a body of `count` bytes, written 4 KiB at a time (write errors are
+/// ignored: the host's answer comes with the response).
+fn big_request(cfg: &[Setting], items: &[SyncItem]) -> Vec<RecordResult> {
+    let count: usize = setting(cfg, "count").and_then(|v| v.parse().ok()).unwrap_or(20);
+    let authority = host(cfg);
+    let url = format!("https://{authority}/_hostile/sink");
+    let request = OutgoingRequest::new(Fields::new());
+    let _ = request.set_method(&Method::Post);
+    let _ = request.set_scheme(Some(&Scheme::Https));
+    let _ = request.set_authority(Some(&authority));
+    let _ = request.set_path_with_query(Some("/_hostile/sink"));
+    let Ok(body) = request.body() else { return all_items(items, Ok("no body".into())) };
+    let pending = match outgoing_handler::handle(request, None) {
+        Ok(p) => p,
+        Err(e) => return all_items(items, Err(wasi_failure(&url, e))),
+    };
+    if let Ok(stream) = body.write() {
+        let chunk = vec![b'b'; 4096];
+        let mut sent = 0;
+        while sent < count {
+            let n = chunk.len().min(count - sent);
+            if stream.blocking_write_and_flush(&chunk[..n]).is_err() {
+                break;
+            }
+            sent += n;
+        }
+        drop(stream);
+    }
+    let _ = OutgoingBody::finish(body, None);
+    let reply = finish((url, pending));
+    all_items(items, reply.map(|r| format!("status {} {}", r.status, String::from_utf8_lossy(&r.body))))
+}
+
 /// Resource-table cap: hold 200,000 host resources (empty header maps) at once.
 fn resource_flood(items: &[SyncItem]) -> Vec<RecordResult> {
     let held: Vec<Fields> = (0..200_000).map(|_| Fields::new()).collect();
@@ -337,6 +370,12 @@ fn behave(cfg: &[Setting], items: &[SyncItem]) -> Result<Vec<RecordResult>, Erro
         "header-flood" => header_flood(items),
         "request-flood" => request_flood(cfg, items),
         "resource-flood" => resource_flood(items),
+        "big-response" => {
+            let n = setting(cfg, "count").unwrap_or_else(|| "20".into());
+            let reply = get(Scheme::Https, &host(cfg), &format!("/_hostile/bytes/{n}"), None);
+            all_items(items, reply.map(|r| format!("status {} {} bytes", r.status, r.body.len())))
+        }
+        "big-request" => big_request(cfg, items),
         "log-flood" => log_flood(cfg, items),
         "trap-on-key" => trap_on_key(cfg, items),
         "trap-on-key-in-map" => items.iter().map(|i| created(&i.row.key, 0)).collect(),

@@ -178,6 +178,28 @@ async fn a_request_flood_is_capped_per_instance() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_body_over_the_cap_fails_that_request() {
+    let s = Setup::new("big-response").await;
+    let job = s.job("big-response", "big-response", 1).set("count", "200000").limit("response_bytes = 65536").config::<JobConfig>();
+    let h = harness(limits(|_| {}));
+    let t = prepare(&h, &job).await;
+    let results = sync_batch(&t, 1).await.expect("the call returns");
+    let e = results[0].error.as_ref().unwrap_or_else(|| panic!("the response was accepted: {results:?}"));
+    assert!(e.message.ends_with("body: HTTP response body size exceeds limit: 65536 bytes"), "{}", e.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_over_the_cap_is_refused() {
+    let s = Setup::new("big-request").await;
+    let job = s.job("big-request", "big-request", 1).set("count", "1000000").limit("request_bytes = 65536").config::<JobConfig>();
+    let h = harness(limits(|_| {}));
+    let t = prepare(&h, &job).await;
+    let results = sync_batch(&t, 1).await.expect("the call returns");
+    let e = results[0].error.as_ref().unwrap_or_else(|| panic!("the request went through: {results:?}"));
+    assert!(e.message.contains("HttpRequestBodySize(Some(65536))"), "{}", e.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resource_flood_traps_naming_the_limit() {
     let s = Setup::new("resources").await;
     let job = s.job("resources", "resource-flood", 1).config::<JobConfig>();
