@@ -376,6 +376,10 @@ fn behave(cfg: &[Setting], items: &[SyncItem]) -> Result<Vec<RecordResult>, Erro
             all_items(items, reply.map(|r| format!("status {} {} bytes", r.status, r.body.len())))
         }
         "big-request" => big_request(cfg, items),
+        "metadata-address" => {
+            let reply = get(Scheme::Https, "169.254.169.254", "/latest/meta-data/", None);
+            all_items(items, reply.map(|r| format!("status {}", r.status)))
+        }
         "log-flood" => log_flood(cfg, items),
         "trap-on-key" => trap_on_key(cfg, items),
         "trap-on-key-in-map" => items.iter().map(|i| created(&i.row.key, 0)).collect(),

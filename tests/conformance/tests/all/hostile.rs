@@ -90,6 +90,22 @@ async fn a_method_outside_the_allow_list_is_refused() {
     assert!(s.emu.requests().is_empty(), "{:?}", s.emu.requests());
 }
 
+/// A literal non-public address is refused before anything else is looked at, even if an
+/// operator granted it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_literal_metadata_address_is_refused() {
+    let s = Setup::new("metadata").await;
+    let job = s
+        .job("metadata", "metadata-address", 1)
+        .policy(r#"allow_hosts = ["*.gladly.com", "169.254.169.254"]"#)
+        .config::<JobConfig>();
+    let h = harness(limits(|_| {}));
+    let t = prepare(&h, &job).await;
+    sync_batch(&t, 1).await.expect("per-record failures");
+    assert_eq!(denials(&t), vec!["169.254.169.254: the address is a cloud metadata address".to_string()]);
+    assert!(s.emu.requests().is_empty(), "{:?}", s.emu.requests());
+}
+
 /// A granted name that resolves to the host's own loopback is refused after DNS, before any
 /// connection (no emulator redirect here: the request would really go to 127.0.0.1:443).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
