@@ -5,7 +5,7 @@
 
 use waki::bindings::wasi::http::types::http_error_code;
 use waki::bindings::wasi::io::streams::StreamError;
-use waki::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use waki::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
 use waki::{Client, ErrorCode};
 
 use crate::transport::{
@@ -67,9 +67,7 @@ impl Transport for WakiTransport {
             Method::Post => self.client.post(&req.url),
             Method::Patch => self.client.patch(&req.url),
         };
-        let mut builder = builder
-            .header(ACCEPT, HeaderValue::from_static("application/json"))
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let mut builder = builder.header(ACCEPT, HeaderValue::from_static("application/json"));
         for (name, value) in &req.headers {
             let name = HeaderName::try_from(name.as_str()).map_err(|_| invalid("header name"))?;
             if name == AUTHORIZATION {
@@ -81,7 +79,13 @@ impl Transport for WakiTransport {
             builder = builder.header(name, value);
         }
         if let Some(body) = &req.body {
-            builder = builder.body(body.to_string());
+            // Every body goes with its length: a strict front end answers 411 to a chunked
+            // body. A GET carries neither length nor type.
+            let body = body.to_string();
+            builder = builder
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .header(CONTENT_LENGTH, HeaderValue::from(body.len()))
+                .body(body);
         }
         let resp = builder.send().map_err(|e| from_anyhow(&e))?;
         let status = resp.status_code();

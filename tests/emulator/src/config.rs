@@ -79,6 +79,10 @@ pub struct Switches {
     pub errors_shape: ErrorsShape,
     /// How long a created profile stays invisible to find (search index lag).
     pub index_lag: Duration,
+    /// Whether a request body sent without `Content-Length` (chunked) is accepted. Off by
+    /// default: many API front ends and gateways answer `411 Length Required`, and Gladly does
+    /// not document that it accepts chunked bodies, so the emulator is the stricter server.
+    pub accept_chunked_bodies: bool,
     /// Whether a 429 carries `Retry-After` (seconds to the next window, at least 1).
     pub retry_after_on_429: bool,
 }

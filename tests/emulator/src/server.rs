@@ -114,6 +114,24 @@ async fn handle(
         .map(|pq| pq.as_str().to_string())
         .unwrap_or_else(|| parts.uri.path().to_string());
     let ordinal = shared.next_ordinal();
+    // A strict front end refuses a body whose length it is not told up front.
+    let chunked_body = parts.headers.get(header::CONTENT_LENGTH).is_none()
+        && parts.headers.get(header::TRANSFER_ENCODING).is_some();
+    if chunked_body && !shared.switches().accept_chunked_bodies {
+        shared.recorder.push(RecordedRequest {
+            ordinal,
+            at: shared.recorder.since_start(arrived),
+            method: parts.method.to_string(),
+            path: path.clone(),
+            org: org.clone(),
+            status: None,
+            body: None,
+            headers: header_list(&parts.headers),
+            fault: None,
+        });
+        shared.recorder.finish(ordinal, Some(411));
+        return plain(StatusCode::LENGTH_REQUIRED, "a request body needs Content-Length");
+    }
     let fault = lock(&shared.faults).decide(&parts.method, parts.uri.path());
     let bytes = to_bytes(Body::new(body), MAX_BODY).await;
     shared.recorder.push(RecordedRequest {

@@ -89,6 +89,9 @@ pub struct SwitchSpec {
     /// Whether 429s carry `Retry-After`.
     #[serde(default)]
     pub retry_after_on_429: bool,
+    /// Whether a chunked body (no `Content-Length`) is accepted (default: refused with 411).
+    #[serde(default)]
+    pub accept_chunked_bodies: bool,
 }
 
 /// One fault rule.
@@ -155,6 +158,7 @@ impl EmulatorSpec {
             },
             index_lag: Duration::from_millis(self.switches.index_lag_ms),
             retry_after_on_429: self.switches.retry_after_on_429,
+            accept_chunked_bodies: self.switches.accept_chunked_bodies,
         };
         c.faults = self.faults.iter().map(FaultSpec::rule).collect();
         if let Some(users) = &self.users {

@@ -570,3 +570,39 @@ async fn captured_bodies_can_be_validated() {
     );
     em.shutdown().await;
 }
+
+/// A POST whose body is chunked (no `Content-Length`), written by hand on a raw connection;
+/// returns the status line.
+async fn post_chunked(base_url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base_url.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = r#"{"name":"Chunky"}"#;
+    let request = format!(
+        "POST /api/v1/customer-profiles HTTP/1.1\r\nhost: acme.gladly.com\r\nauthorization: {}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        test_kit::emulator::basic_auth("api@example.com", "emulator-token"),
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    socket.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).lines().next().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn a_chunked_body_is_refused_with_411_by_default() {
+    let em = start().await;
+    assert_eq!(post_chunked(&em.base_url()).await, "HTTP/1.1 411 Length Required");
+    assert!(em.profiles("acme").is_empty(), "nothing was created");
+}
+
+#[tokio::test]
+async fn a_chunked_body_is_accepted_when_the_switch_allows_it() {
+    let config = EmulatorConfig {
+        switches: Switches { accept_chunked_bodies: true, ..Switches::default() },
+        ..fast()
+    };
+    let em = start_with(config).await;
+    assert_eq!(post_chunked(&em.base_url()).await, "HTTP/1.1 201 Created");
+    assert_eq!(em.profiles("acme").len(), 1);
+}
