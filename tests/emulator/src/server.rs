@@ -166,9 +166,6 @@ async fn handle(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    if let Some(Fault::Slow(delay)) = &fault {
-        tokio::time::sleep(*delay).await;
-    }
 
     let is_create =
         parts.method == http::Method::POST && parts.uri.path() == "/api/v1/customer-profiles";
@@ -195,6 +192,12 @@ async fn handle(
             normal(&shared, router, request, org).await
         }
     };
+
+    // A slow answer is slow after the write: a client that gives up meanwhile has still had its
+    // write applied, as a real server does (the hardest case for exactly-once).
+    if let Some(Fault::Slow(delay)) = &fault {
+        tokio::time::sleep(*delay).await;
+    }
 
     match fault {
         Some(Fault::DropAfterApply) => {

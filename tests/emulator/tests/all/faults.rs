@@ -94,6 +94,23 @@ async fn slow_outlasts_the_client_timeout() {
     assert_eq!(r.status, 200);
 }
 
+/// The slow fault delays the answer, not the write: a create whose client gave up before the
+/// answer came is stored all the same.
+#[tokio::test]
+async fn a_slow_create_is_applied_though_the_client_gave_up() {
+    let em = start().await;
+    em.set_faults(vec![FaultRule::on_requests(
+        Fault::Slow(Duration::from_millis(1500)),
+        [1],
+    )]);
+    let c = Client::new(&em);
+    let gave_up = timeout(200, c.create(&json!({"id": "slow-1", "name": "Sam"}))).await;
+    assert!(gave_up.is_none(), "the answer came before the client gave up");
+    let stored = em.profiles("acme");
+    assert_eq!(stored.len(), 1, "the write was applied before the delayed answer");
+    assert_eq!(stored[0]["name"], "Sam");
+}
+
 #[tokio::test]
 async fn malformed_body() {
     let em = start().await;
