@@ -86,6 +86,12 @@ mod tests {
     }
 
     #[test]
+    fn a_plugins_huge_retry_after_ms_is_capped_at_the_maximum() {
+        let p = policy();
+        assert_eq!(p.delay(1, Some(Duration::from_millis(u64::MAX))), Duration::from_secs(30));
+    }
+
+    #[test]
     fn retries_only_retryable_errors_up_to_the_limit() {
         let p = policy();
         let mut e = RecordError::host(ErrorCode::ServerError, ErrorCategory::RetryLater, "503");
