@@ -218,14 +218,24 @@ fn bench(extra: &[String]) -> Result<()> {
 /// The fuzz crate, outside the workspace, with its own target folder.
 const FUZZ_DIR: &str = "tests/fuzz";
 
-/// `cargo fuzz …` run from the root on the fuzz crate. The variables this process inherits from
-/// the `cargo run` of `cargo xtask` are left alone but for those that would redirect or
-/// override cargo-fuzz's own build (its instrumentation travels in `RUSTFLAGS`).
+/// `cargo fuzz …` run from the root on the fuzz crate, without the variables this process
+/// inherits from the `cargo run` of `cargo xtask`: those that would redirect or override
+/// cargo-fuzz's own build (its instrumentation travels in `RUSTFLAGS`), and those describing the
+/// xtask package (`CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`…), which build scripts such as ring's
+/// watch: left in, every switch between `cargo xtask fuzz` and a plain `cargo fuzz` would
+/// rebuild ring and everything above it, wasmtime-wasi-http and the host included.
 fn cargo_fuzz(sub: &str) -> Command {
     let mut c = cargo();
     c.args(["fuzz", sub, "--fuzz-dir", FUZZ_DIR]);
     for var in ["CARGO_TARGET_DIR", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_BUILD_RUSTFLAGS"] {
         c.env_remove(var);
+    }
+    let from_cargo_run = ["CARGO_MANIFEST_", "CARGO_PKG_", "CARGO_PRIMARY_PACKAGE", "CARGO_CRATE_NAME", "CARGO_BIN_NAME", "CARGO_RUSTC_CURRENT_DIR"];
+    for (var, _) in std::env::vars_os() {
+        let name = var.to_string_lossy();
+        if from_cargo_run.iter().any(|p| name.starts_with(p)) {
+            c.env_remove(&var);
+        }
     }
     c
 }
