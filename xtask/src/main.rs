@@ -7,6 +7,12 @@
 //!   otherwise it starts the bundled Gladly emulator on 127.0.0.1 and syncs into it.
 //! - `test`: build, then run the whole test suite (unit, integration and conformance).
 //! - `bench`: build, then run the benchmark binary and print its figures.
+//! - `fuzz [--secs N] [TARGET…]`: run every fuzz target of `tests/fuzz/` (or those whose name
+//!   contains one of the TARGETs) for N seconds each (60 by default) with cargo-fuzz, installing
+//!   it when missing, and print per target the executions, the time and whether it crashed.
+//!   Stable Rust: libFuzzer without a sanitizer (`-s none`). Not part of `test` or CI. Logs go to
+//!   `tests/fuzz/target/fuzz-logs/`, crashing inputs to `tests/fuzz/artifacts/<target>/`, new
+//!   corpus entries to `tests/fuzz/corpus/<target>/` (only the `seed-*` files are committed).
 //!
 //! Build time: `sync-sample` and `test` build the host with the same command
 //! ([`build_host`]: every workspace member but the test components, one feature resolution, the dev
@@ -216,6 +222,189 @@ fn bench(extra: &[String]) -> Result<()> {
     run(c)
 }
 
+/// The fuzz crate, outside the workspace, with its own target folder.
+const FUZZ_DIR: &str = "tests/fuzz";
+
+/// `cargo fuzz …` run from the root on the fuzz crate, without the variables this process
+/// inherits from the `cargo run` of `cargo xtask`: those that would redirect or override
+/// cargo-fuzz's own build (its instrumentation travels in `RUSTFLAGS`), and those describing the
+/// xtask package (`CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`…), which build scripts such as ring's
+/// watch: left in, every switch between `cargo xtask fuzz` and a plain `cargo fuzz` would
+/// rebuild ring and everything above it, wasmtime-wasi-http and the host included.
+fn cargo_fuzz(sub: &str) -> Command {
+    let mut c = cargo();
+    c.args(["fuzz", sub, "--fuzz-dir", FUZZ_DIR]);
+    for var in ["CARGO_TARGET_DIR", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_BUILD_RUSTFLAGS"] {
+        c.env_remove(var);
+    }
+    let from_cargo_run = ["CARGO_MANIFEST_", "CARGO_PKG_", "CARGO_PRIMARY_PACKAGE", "CARGO_CRATE_NAME", "CARGO_BIN_NAME", "CARGO_RUSTC_CURRENT_DIR"];
+    for (var, _) in std::env::vars_os() {
+        let name = var.to_string_lossy();
+        if from_cargo_run.iter().any(|p| name.starts_with(p)) {
+            c.env_remove(&var);
+        }
+    }
+    c
+}
+
+fn ensure_cargo_fuzz() -> Result<()> {
+    let found = cargo().args(["fuzz", "--version"]).output().map(|o| o.status.success()).unwrap_or(false);
+    if !found {
+        println!("installing cargo-fuzz");
+        let mut c = cargo();
+        c.args(["install", "cargo-fuzz", "--locked"]);
+        run(c)?;
+    }
+    Ok(())
+}
+
+/// What one fuzz run found, read from libFuzzer's output.
+struct FuzzOutcome {
+    target: String,
+    executions: Option<u64>,
+    seconds: f64,
+    crash: Option<String>,
+}
+
+/// The number after `prefix` at the start of a line (or after it anywhere, for `Done`).
+fn number_after(line: &str, prefix: &str) -> Option<u64> {
+    let rest = &line[line.find(prefix)? + prefix.len()..];
+    rest.trim_start().split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+/// Reads a libFuzzer log: the executions (`stat::number_of_executed_units`, else `Done N runs`,
+/// else the last `#N` status line), the seconds (`Done … in S second(s)`) and a crash (the test
+/// unit libFuzzer wrote, or the first `panicked at` / `ERROR` line).
+fn read_fuzz_log(target: &str, log: &str, wall: f64, success: bool) -> FuzzOutcome {
+    let mut stat = None;
+    let mut done = None;
+    let mut last_status = None;
+    let mut seconds = None;
+    let mut unit = None;
+    let mut cause = None;
+    let lines: Vec<&str> = log.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let line = *line;
+        if let Some(n) = number_after(line, "stat::number_of_executed_units:") {
+            stat = Some(n);
+        } else if line.starts_with("Done ") {
+            done = number_after(line, "Done ");
+            seconds = number_after(line, " in ");
+        } else if let Some(n) = line.strip_prefix('#').and_then(|_| number_after(line, "#")) {
+            last_status = Some(n);
+        }
+        if let Some(i) = line.find("Test unit written to ") {
+            unit = Some(line[i + "Test unit written to ".len()..].trim().to_string());
+        }
+        if cause.is_none() && line.contains("panicked at") {
+            // The panic message follows on the next line.
+            let message = lines.get(i + 1).map_or("", |m| m.trim());
+            cause = Some(format!("{} {message}", line.trim()));
+        } else if cause.is_none() && line.contains("ERROR: libFuzzer") {
+            cause = Some(line.trim().to_string());
+        }
+    }
+    let crash = match (unit, cause, success) {
+        (None, None, true) => None,
+        (unit, cause, _) => Some(
+            [cause, unit.map(|u| format!("input: {u}"))]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("; ")
+                .chars()
+                .take(400)
+                .collect::<String>(),
+        )
+        .map(|s| if s.is_empty() { "the fuzzer failed; see its log".to_string() } else { s }),
+    };
+    FuzzOutcome {
+        target: target.to_string(),
+        executions: stat.or(done).or(last_status),
+        seconds: seconds.map_or(wall, |s| s as f64),
+        crash,
+    }
+}
+
+/// `cargo xtask fuzz [--secs N] [TARGET…]`: every target for N seconds, one after the other.
+fn fuzz(args: &[String]) -> Result<()> {
+    let mut secs: u64 = 60;
+    let mut filters = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if let Some(v) = a.strip_prefix("--secs=") {
+            secs = v.parse().with_context(|| format!("--secs takes whole seconds, not {v:?}"))?;
+        } else if a == "--secs" {
+            let v = it.next().context("--secs needs a number of seconds")?;
+            secs = v.parse().with_context(|| format!("--secs takes whole seconds, not {v:?}"))?;
+        } else if a.starts_with('-') {
+            bail!("unknown option {a}; usage: cargo xtask fuzz [--secs N] [TARGET…]");
+        } else {
+            filters.push(a.clone());
+        }
+    }
+    ensure_cargo_fuzz()?;
+    let out = cargo_fuzz("list").output().context("cannot run cargo fuzz list")?;
+    if !out.status.success() {
+        bail!("cargo fuzz list failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let targets: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && (filters.is_empty() || filters.iter().any(|f| t.contains(f.as_str()))))
+        .map(str::to_string)
+        .collect();
+    if targets.is_empty() {
+        bail!("no fuzz target matches {filters:?}");
+    }
+    // Build every target once first, so the time given to each is spent fuzzing.
+    let mut build = cargo_fuzz("build");
+    build.args(["--sanitizer", "none"]);
+    run(build)?;
+
+    let logs = root().join(FUZZ_DIR).join("target").join("fuzz-logs");
+    std::fs::create_dir_all(&logs)?;
+    let mut outcomes = Vec::new();
+    for target in &targets {
+        let log_path = logs.join(format!("{target}.log"));
+        println!("fuzzing {target} for {secs} s (log: {})", log_path.display());
+        let log = std::fs::File::create(&log_path)?;
+        let mut c = cargo_fuzz("run");
+        c.args(["--sanitizer", "none", target, "--"])
+            .arg(format!("-max_total_time={secs}"))
+            .arg("-print_final_stats=1")
+            // An input that runs for 10 s is a hang (a reader that never ends), not a slow case.
+            .arg("-timeout=10")
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let started = std::time::Instant::now();
+        let status = c.status().with_context(|| format!("cannot run cargo fuzz run {target}"))?;
+        let wall = started.elapsed().as_secs_f64();
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let outcome = read_fuzz_log(target, &text, wall, status.success());
+        match &outcome.crash {
+            None => println!("  {} executions in {:.0} s, no crash", show(outcome.executions), outcome.seconds),
+            Some(c) => println!("  CRASH after {} executions: {c}", show(outcome.executions)),
+        }
+        outcomes.push(outcome);
+    }
+
+    println!("\n| target | executions | seconds | result |\n|---|---:|---:|---|");
+    for o in &outcomes {
+        let result = o.crash.as_deref().map_or("no crash".to_string(), |c| format!("crash: {c}"));
+        println!("| `{}` | {} | {:.0} | {result} |", o.target, show(o.executions), o.seconds);
+    }
+    let crashed: Vec<&str> = outcomes.iter().filter(|o| o.crash.is_some()).map(|o| o.target.as_str()).collect();
+    if !crashed.is_empty() {
+        bail!("crashes found in {}; the inputs are under {FUZZ_DIR}/artifacts/", crashed.join(", "));
+    }
+    Ok(())
+}
+
+fn show(n: Option<u64>) -> String {
+    n.map_or_else(|| "?".to_string(), |n| n.to_string())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (task, rest) = args.split_first().map(|(t, r)| (t.as_str(), r)).unwrap_or(("help", &[]));
@@ -224,8 +413,9 @@ fn main() -> ExitCode {
         "sync-sample" => sync_sample(rest),
         "test" => test(),
         "bench" => bench(rest),
+        "fuzz" => fuzz(rest),
         _ => {
-            eprintln!("usage: cargo xtask <build|sync-sample|test|bench>");
+            eprintln!("usage: cargo xtask <build|sync-sample|test|bench|fuzz [--secs N] [TARGET…]>");
             return ExitCode::from(2);
         }
     };
@@ -235,5 +425,37 @@ fn main() -> ExitCode {
             eprintln!("xtask {task}: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_fuzz_log;
+
+    #[test]
+    fn reads_a_clean_run() {
+        let log = "#2\tINITED cov: 10 ft: 10 corp: 2/20b exec/s: 0 rss: 40Mb\n\
+                   #123456\tDONE   cov: 99 ft: 120 corp: 30/1Kb lim: 4096 exec/s: 2023 rss: 90Mb\n\
+                   Done 123456 runs in 61 second(s)\n\
+                   stat::number_of_executed_units: 123457\n\
+                   stat::average_exec_per_sec:     2023\n";
+        let o = read_fuzz_log("t", log, 70.0, true);
+        assert_eq!(o.executions, Some(123457));
+        assert_eq!(o.seconds, 61.0);
+        assert!(o.crash.is_none());
+    }
+
+    #[test]
+    fn reads_a_crash() {
+        let log = "#5000\tNEW    cov: 99 ft: 120 corp: 30/1Kb\n\
+                   thread '<unnamed>' panicked at fuzz_targets/x.rs:10:5:\n\
+                   assertion failed: ok\n\
+                   ==77== ERROR: libFuzzer: deadly signal\n\
+                   artifact_prefix='a/'; Test unit written to a/crash-abc\n\
+                   stat::number_of_executed_units: 5012\n";
+        let o = read_fuzz_log("t", log, 3.0, false);
+        assert_eq!(o.executions, Some(5012));
+        let crash = o.crash.unwrap();
+        assert!(crash.contains("assertion failed: ok") && crash.contains("a/crash-abc"), "{crash}");
     }
 }
