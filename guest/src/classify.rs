@@ -51,7 +51,22 @@ impl Step<'_> {
     }
 }
 
+/// Error entries kept from one response: a server's answer is untrusted, and a message built
+/// from it must not grow with the body.
+const MAX_ERRORS: usize = 20;
+/// Characters kept of one entry's `attr`, `code` or `detail`.
+const MAX_ERROR_TEXT: usize = 300;
+
+/// `s` cut to [`MAX_ERROR_TEXT`] characters, with `…` when cut.
+fn bounded(s: &str) -> String {
+    match s.char_indices().nth(MAX_ERROR_TEXT) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_string(),
+    }
+}
+
 /// Parses `{"errors": [...]}`, also tolerating `{"errors": {...}}` (seen in Gladly's examples).
+/// Keeps at most [`MAX_ERRORS`] entries, each text at most [`MAX_ERROR_TEXT`] characters.
 pub fn parse_errors(body: &[u8]) -> Vec<GladlyError> {
     let Ok(value) = serde_json::from_slice::<Value>(body) else {
         return Vec::new();
@@ -61,10 +76,11 @@ pub fn parse_errors(body: &[u8]) -> Vec<GladlyError> {
         Some(obj @ Value::Object(_)) => vec![obj],
         _ => Vec::new(),
     };
-    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(bounded);
     entries
         .into_iter()
         .filter(|e| e.is_object())
+        .take(MAX_ERRORS)
         .map(|e| GladlyError {
             attr: text(e, "attr"),
             code: text(e, "code"),
@@ -380,6 +396,15 @@ mod tests {
         );
         assert!(from_status(&resp(302, ""), &STEP).retryable);
         assert_eq!(from_status(&resp(408, ""), &STEP).code, ErrorCode::Timeout);
+    }
+
+    #[test]
+    fn a_huge_error_body_gives_a_bounded_message() {
+        let entry = format!(r#"{{"attr":"name","code":"invalid","detail":"{}"}}"#, "d".repeat(10_000));
+        let body = format!(r#"{{"errors":[{}]}}"#, vec![entry; 100].join(","));
+        let errors = parse_errors(body.as_bytes());
+        assert_eq!(errors.len(), 20);
+        assert_eq!(errors[0].detail.as_deref(), Some(format!("{}…", "d".repeat(300)).as_str()));
     }
 
     #[test]
