@@ -85,6 +85,9 @@ pub struct Switches {
     pub accept_chunked_bodies: bool,
     /// Whether a 429 carries `Retry-After` (seconds to the next window, at least 1).
     pub retry_after_on_429: bool,
+    /// When set, every 429 carries `Retry-After` with exactly this many seconds (a server asking
+    /// for longer than one window, so a test can tell the header was honoured).
+    pub retry_after_secs: Option<u64>,
 }
 
 /// Everything an emulator run is started with.

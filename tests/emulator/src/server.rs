@@ -271,11 +271,13 @@ async fn normal(
 fn too_many(shared: &Shared, state: RateState) -> Response {
     let mut r = plain(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded");
     rate_headers(&mut r, state);
-    if shared.switches().retry_after_on_429 {
-        r.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(state.retry_after_secs),
-        );
+    let switches = shared.switches();
+    let retry_after = switches
+        .retry_after_secs
+        .or(switches.retry_after_on_429.then_some(state.retry_after_secs));
+    if let Some(secs) = retry_after {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     r
 }

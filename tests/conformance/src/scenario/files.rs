@@ -159,6 +159,7 @@ impl EmulatorSpec {
             index_lag: Duration::from_millis(self.switches.index_lag_ms),
             retry_after_on_429: self.switches.retry_after_on_429,
             accept_chunked_bodies: self.switches.accept_chunked_bodies,
+            retry_after_secs: None,
         };
         c.faults = self.faults.iter().map(FaultSpec::rule).collect();
         if let Some(users) = &self.users {

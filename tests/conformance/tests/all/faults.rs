@@ -237,3 +237,24 @@ async fn merge_between_two_syncs_updates_the_survivor() {
     let v = conformance::checks::dropped_contacts(&merged_view, &s.profiles());
     assert!(v.is_empty(), "{v:#?}");
 }
+
+/// A 429 asking `Retry-After: 3` (three windows, so not the 1 s the host waits without the
+/// header): the next request reaches the server no sooner than 3 s after the 429 was sent, read
+/// from the emulator's own log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_is_followed_by_nothing_before_its_retry_after() {
+    let switches = conformance::gladly_emulator::Switches { retry_after_secs: Some(3), ..Default::default() };
+    let config = EmulatorConfig {
+        faults: vec![FaultRule::on_requests(Fault::Status429, [1])],
+        seed: 7,
+        switches,
+        ..Session::fast_emulator()
+    };
+    let s = Session::with_limits(config, quick_limits()).await;
+    let report = s.run_ok(&s.job(&upsert("ra", 1))).await;
+    assert_clean(&report, 1);
+    let reqs = s.requests();
+    assert_eq!(reqs[0].status, Some(429), "{}", s.transcript());
+    let gap = reqs[1].at - reqs[0].at;
+    assert!(gap >= Duration::from_secs(3), "the retry came {gap:?} after the 429:\n{}", s.transcript());
+}
