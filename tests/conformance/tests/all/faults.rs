@@ -258,3 +258,25 @@ async fn a_429_is_followed_by_nothing_before_its_retry_after() {
     let gap = reqs[1].at - reqs[0].at;
     assert!(gap >= Duration::from_secs(3), "the retry came {gap:?} after the 429:\n{}", s.transcript());
 }
+
+/// Backoff shape, read from the emulator's log: a create that always meets a 502 is tried
+/// 1 + max_retries times, and the wait before retry n is at least base × 2^(n-1) (300, 600,
+/// 1200 ms), while the first stays well under the third's floor (a constant delay fails one of
+/// the two).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backoff_doubles_between_retries_and_stops_at_the_maximum() {
+    let always = FaultRule::probability(Fault::Status5xx(502), 1.0).method(Method::POST);
+    let s = session(vec![always], &[("max_retries", 3), ("backoff_base_ms", 300), ("backoff_max_ms", 5000)]).await;
+    let report = s.run_ok(&s.job(&upsert("shape", 1))).await;
+    assert_eq!(report.counts.failed, 1, "{}", report.summary());
+    let posts: Vec<Duration> = s.requests().iter().filter(|r| r.method == "POST").map(|r| r.at).collect();
+    assert_eq!(posts.len(), 4, "1 attempt + max_retries 3:\n{}", s.transcript());
+    let gaps: Vec<Duration> = posts.windows(2).map(|w| w[1] - w[0]).collect();
+    for (n, (gap, least)) in gaps.iter().zip([300u64, 600, 1200]).enumerate() {
+        assert!(*gap >= Duration::from_millis(least), "retry {}: {gap:?} < {least} ms", n + 1);
+    }
+    // The first wait is at most 600 ms (300 plus full jitter); the allowance of another 600 ms
+    // covers the retry's instantiation and find. Under 1200 ms, below the third wait's floor:
+    // no constant delay passes both bounds.
+    assert!(gaps[0] < Duration::from_millis(1200), "the first gap {:?} is not shorter than the third's floor: {gaps:?}", gaps[0]);
+}
