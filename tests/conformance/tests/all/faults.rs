@@ -174,14 +174,11 @@ async fn malformed_bodies_are_never_taken_for_success() {
     let before = s.profiles();
     let job = s.job(&upsert("mal", 3));
     let report = s.run_ok(&job).await;
-    for f in &report.failures {
-        assert_eq!(f.code.label(), "unexpected-response", "{f:?}");
-        assert!(f.retried_next_run, "{f:?}");
-    }
-    if !report.failures.is_empty() {
-        let report = s.run_ok(&job).await;
-        assert_clean(&report, report.counts.created + report.counts.updated);
-    }
+    // The two garbled finds are retried within the run (an unreadable answer is retryable), and
+    // the retries find the seeded profiles: two updates, one create, nothing failed.
+    assert!(report.failures.is_empty(), "{:#?}", report.failures);
+    let c = &report.counts;
+    assert_eq!((c.created, c.updated, c.retry_attempts), (1, 2, 2), "{}", report.summary());
     assert_one_profile_each(&s, "mal", 3);
     assert_eq!(s.profile_by_email("mal1@example.com")["id"], "seed-mal");
     assert_eq!(s.profile_by_email("mal2@example.com")["id"], "seed-mal2");
@@ -195,9 +192,11 @@ async fn malformed_create_answer_is_checked_not_duplicated() {
     let s = session(vec![garbage], &[]).await;
     let job = s.job(&upsert("malc", 2));
     let report = s.run_ok(&job).await;
-    if !report.failures.is_empty() {
-        s.run_ok(&job).await;
-    }
+    // The garbled 201 is checked by reading the record's own id: both rows are created, the
+    // first without a second POST.
+    assert!(report.failures.is_empty(), "{:#?}", report.failures);
+    assert_eq!(report.counts.created, 2, "{}", report.summary());
+    assert_eq!(s.requests().iter().filter(|r| r.method == "POST").count(), 2, "{}", s.transcript());
     assert_one_profile_each(&s, "malc", 2);
     s.assert_invariants(&[]);
 }
@@ -219,15 +218,12 @@ async fn merge_between_two_syncs_updates_the_survivor() {
 
     let spec = spec.rows(Rows::people_named("mrg", 2, "Renamed"));
     let report = s.run_ok(&s.job(&spec)).await;
-    assert!(report.failures.iter().all(|f| f.code.label() == "merged"), "{:#?}", report.failures);
-    if report.failures.is_empty() {
-        let survivor = s.profile_by_email("mrg1@example.com");
-        assert_eq!(survivor["id"], "agent-kept", "{survivor:#}");
-        assert_eq!(survivor["name"], "Renamed 1");
-    } else {
-        let f = &report.failures[0];
-        assert!(f.message.contains("agent-kept"), "the failure names the survivor: {f:?}");
-    }
+    // The component follows the merge to the survivor and updates it.
+    assert!(report.failures.is_empty(), "{:#?}", report.failures);
+    assert_eq!(report.counts.updated, 2, "{}", report.summary());
+    let survivor = s.profile_by_email("mrg1@example.com");
+    assert_eq!(survivor["id"], "agent-kept", "{survivor:#}");
+    assert_eq!(survivor["name"], "Renamed 1");
     assert_eq!(s.profiles().len(), 2, "no profile was recreated: {:#?}", s.profiles());
     assert_eq!(s.profile_by_email("mrg2@example.com")["name"], "Renamed 2");
     let v = s.invariant_violations(&before);
