@@ -262,7 +262,10 @@ async fn find_returns_at_most_fifty() {
     let r = Client::new(&em)
         .get("/api/v1/customer-profiles?phoneNumber=%2B14155550123")
         .await;
-    assert_eq!(r.json().as_array().unwrap().len(), 50);
+    let found = r.json();
+    let ids: Vec<String> = found.as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_string()).collect();
+    let expected: Vec<String> = (5..55).rev().map(|i| format!("p{i}")).collect();
+    assert_eq!(ids, expected, "the 50 newest, newest first; p0 to p4 left out");
 }
 
 #[tokio::test]
