@@ -301,6 +301,21 @@ pub struct RecordResult {
     pub requests: u32,
 }
 
+impl RecordResult {
+    /// The host's result for a record that failed with `error` without a request of its own
+    /// (the whole call failed, or the record was found to be the one that breaks it).
+    pub fn failed(key: &str, error: RecordError) -> Self {
+        RecordResult {
+            key: key.to_string(),
+            outcome: Outcome::Failed,
+            remote_id: None,
+            confirmed_payload: None,
+            error: Some(error),
+            requests: 0,
+        }
+    }
+}
+
 /// Per-call facts from the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchContext {

@@ -157,6 +157,11 @@ impl Redactor {
         Redactor { forms }
     }
 
+    /// Whether `text` holds any form of the secret.
+    pub fn finds_secret(&self, text: &str) -> bool {
+        self.forms.iter().any(|f| text.contains(f.as_str()))
+    }
+
     /// `text` with every form of the secret replaced by `[redacted]`.
     pub fn redact<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
         let mut out = std::borrow::Cow::Borrowed(text);

@@ -163,7 +163,7 @@ fn bounded_mapping(m: MappedRecord) -> Result<MappedRecord, RowError> {
     if m.payload.len() <= MAX_PAYLOAD_BYTES {
         return Ok(m);
     }
-    let mut error = crate::contract::model::RecordError::host(
+    let error = crate::contract::model::RecordError::host(
         crate::contract::model::ErrorCode::PluginFailure,
         crate::contract::model::ErrorCategory::SkipRecord,
         format!(
@@ -172,7 +172,6 @@ fn bounded_mapping(m: MappedRecord) -> Result<MappedRecord, RowError> {
             m.payload.len()
         ),
     );
-    error.retryable = false;
     Err(RowError { key: m.key, error })
 }
 

@@ -16,7 +16,7 @@ use crate::contract::bindings::{self, PluginHostViewPre as PluginPre, host_iface
 use crate::egress::address::PublicOnlyResolver;
 use crate::egress::connections::ConnectionPool;
 use crate::egress::credentials::Redactor;
-use crate::egress::{EgressCaps, EgressHooks, EgressPolicy, EgressStats, Timeouts};
+use crate::egress::{EgressHooks, EgressPolicy, EgressStats, Timeouts};
 use crate::sandbox::output::{LogBudget, clean};
 use crate::error::HostError;
 use crate::sandbox::limits::Limits;
@@ -129,7 +129,7 @@ impl Plugin {
             redirect: None,
             limiter: None,
             timeouts: Timeouts::default(),
-            caps: EgressCaps { in_flight: l.in_flight_requests, request_bytes: l.request_bytes, response_bytes: l.response_bytes },
+            caps: l.egress_caps(),
             stats: stats.clone(),
             connections: ConnectionPool::new(Timeouts::default().request, PublicOnlyResolver::new(tenant.into(), stats)),
         })

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::egress::EgressCaps;
+
 /// Limits applied to each plugin call and instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -187,6 +189,11 @@ impl Limits {
             ));
         }
         out
+    }
+
+    /// The per-instance caps the egress hook enforces.
+    pub fn egress_caps(&self) -> EgressCaps {
+        EgressCaps { in_flight: self.in_flight_requests, request_bytes: self.request_bytes, response_bytes: self.response_bytes }
     }
 
     /// The memory cap in bytes.

@@ -3,7 +3,7 @@
 //! size, escapes control characters (so no plugin can forge a log line under another tenant's
 //! name or drive a terminal), and removes the tenant's secret in every form the host knows.
 
-use crate::contract::model::{ErrorCategory, ErrorCode, Outcome, RecordError, RecordResult};
+use crate::contract::model::{ErrorCategory, ErrorCode, RecordError, RecordResult};
 use crate::egress::credentials::Redactor;
 pub use crate::text::{escape_controls, truncate};
 
@@ -46,7 +46,7 @@ pub fn clean_result(redactor: &Redactor, r: &mut RecordResult) {
         clean_error(redactor, e);
     }
     if let Some(p) = &r.confirmed_payload
-        && (p.len() > MAX_PAYLOAD_BYTES || redactor.redact(p) != *p)
+        && (p.len() > MAX_PAYLOAD_BYTES || redactor.finds_secret(p))
     {
         r.confirmed_payload = None;
     }
@@ -55,23 +55,19 @@ pub fn clean_result(redactor: &Redactor, r: &mut RecordResult) {
             Some(format!("is {} bytes long (limit {MAX_REMOTE_ID_BYTES})", id.len()))
         } else if id.chars().any(char::is_control) {
             Some("contains control characters".to_string())
-        } else if redactor.redact(id) != id {
+        } else if redactor.finds_secret(id) {
             Some("contains the tenant's secret".to_string())
         } else {
             None
         }
     });
     if let Some(why) = bad_id {
-        let mut e = RecordError::host(
+        let e = RecordError::host(
             ErrorCode::PluginFailure,
             ErrorCategory::SkipRecord,
             format!("row {}: the plugin returned a remote id that {why}; the plugin must be fixed", clean(redactor, &r.key, MAX_LABEL_BYTES)),
         );
-        e.retryable = false;
-        r.outcome = Outcome::Failed;
-        r.remote_id = None;
-        r.confirmed_payload = None;
-        r.error = Some(e);
+        *r = RecordResult { requests: r.requests, ..RecordResult::failed(&r.key, e) };
     }
 }
 
@@ -106,7 +102,7 @@ impl LogBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::model::ApiError;
+    use crate::contract::model::{ApiError, Outcome};
     use crate::egress::credentials::{BasicCredential, Secret};
 
     fn redactor() -> Redactor {

@@ -11,7 +11,7 @@ use crate::egress::connections::ConnectionPool;
 use crate::egress::address::PublicOnlyResolver;
 use crate::egress::credentials::{HostCredential, Redactor};
 use crate::egress::{
-    ALLOW_EMULATOR_ENV, EgressCaps, EgressPolicy, EgressStats, Redirect, Timeouts, check_grants, credential_host,
+    ALLOW_EMULATOR_ENV, EgressPolicy, EgressStats, Redirect, Timeouts, check_grants, credential_host,
     emulator_allowed, intersect_hosts,
 };
 use crate::error::HostError;
@@ -194,7 +194,7 @@ impl Harness {
             redirect,
             limiter: Some(limiter),
             timeouts: Timeouts { request: l.request_timeout() },
-            caps: EgressCaps { in_flight: l.in_flight_requests, request_bytes: l.request_bytes, response_bytes: l.response_bytes },
+            caps: l.egress_caps(),
             stats: stats.clone(),
             connections: ConnectionPool::new(l.request_timeout(), PublicOnlyResolver::new(name.as_str().into(), stats)),
         });

@@ -163,12 +163,11 @@ fn map_isolating<'a>(
         match t.plugin.map_rows(&t.name, &t.settings, &t.mapping, rows.clone()).await {
             Err(e @ (HostError::Plugin { .. } | HostError::Deadline { .. })) if rows.len() == 1 => {
                 let key = rows[0].key.clone();
-                let mut error = RecordError::host(
+                let error = RecordError::host(
                     ErrorCode::PluginFailure,
                     ErrorCategory::SkipRecord,
                     format!("row {key}: the plugin cannot map this row even alone ({e}); it is not sent until the row or the plugin changes"),
                 );
-                error.retryable = false;
                 Ok(vec![Err(RowError { key, error })])
             }
             Err(HostError::Plugin { .. } | HostError::Deadline { .. }) if rows.len() > 1 => {

@@ -52,7 +52,7 @@ impl<'a> Recorder<'a> {
                 batch
                     .into_iter()
                     .map(|p| {
-                        let r = failed_result(&p, err.clone());
+                        let r = RecordResult::failed(&p.item.row.key, err.clone());
                         (p, r)
                     })
                     .collect()
@@ -120,17 +120,5 @@ impl<'a> Recorder<'a> {
         let mut stored = e.clone();
         stored.retryable = next_run;
         stored
-    }
-}
-
-/// The result every record of a batch gets when the whole call failed.
-fn failed_result(p: &Pending, error: RecordError) -> RecordResult {
-    RecordResult {
-        key: p.item.row.key.clone(),
-        outcome: Outcome::Failed,
-        remote_id: None,
-        confirmed_payload: None,
-        error: Some(error),
-        requests: 0,
     }
 }

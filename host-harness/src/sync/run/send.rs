@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 use super::record::Recorder;
 use super::work::{Pending, RunShared, Sent};
 use crate::contract::model::{
-    BatchContext, ErrorCategory, ErrorCode, FieldMapping, Outcome, RecordError, RecordResult, Setting, SyncItem, SyncMode,
+    BatchContext, ErrorCategory, ErrorCode, FieldMapping, RecordError, RecordResult, Setting, SyncItem, SyncMode,
 };
 use crate::egress::EgressPolicy;
 use crate::error::HostError;
@@ -140,9 +140,8 @@ fn send_isolating(
     attempt: u32,
 ) -> std::pin::Pin<Box<dyn Future<Output = Result<Vec<RecordResult>, HostError>> + Send + '_>> {
     Box::pin(async move {
-        let keys: Vec<String> = items.iter().map(|i| i.row.key.clone()).collect();
         match send_once(t, items.clone(), attempt).await {
-            Err(HostError::Plugin { reason, .. }) if items.len() == 1 => Ok(vec![poisoned(&keys[0], &reason)]),
+            Err(HostError::Plugin { reason, .. }) if items.len() == 1 => Ok(vec![poisoned(&items[0].row.key, &reason)]),
             Err(HostError::Plugin { .. }) => {
                 let mut left = items;
                 let right = left.split_off(left.len() / 2);
@@ -162,30 +161,20 @@ fn as_results(items: &[SyncItem], r: Result<Vec<RecordResult>, HostError>) -> Ve
         Ok(rs) => rs,
         Err(e) => {
             let err = e.to_record_error();
-            items
-                .iter()
-                .map(|i| RecordResult {
-                    key: i.row.key.clone(),
-                    outcome: Outcome::Failed,
-                    remote_id: None,
-                    confirmed_payload: None,
-                    error: Some(err.clone()),
-                    requests: 0,
-                })
-                .collect()
+            items.iter().map(|i| RecordResult::failed(&i.row.key, err.clone())).collect()
         }
     }
 }
 
-/// The result of the one record a plugin fails on when sent alone.
+/// The result of the one record a plugin fails on when sent alone (a skip-record error, so
+/// not retryable).
 fn poisoned(key: &str, reason: &str) -> RecordResult {
-    let mut error = RecordError::host(
+    let error = RecordError::host(
         ErrorCode::PluginFailure,
         ErrorCategory::SkipRecord,
         format!("row {key}: the plugin fails on this record even when it is sent alone ({reason}); it is not sent again until the row or the plugin changes"),
     );
-    error.retryable = false;
-    RecordResult { key: key.to_string(), outcome: Outcome::Failed, remote_id: None, confirmed_payload: None, error: Some(error), requests: 0 }
+    RecordResult::failed(key, error)
 }
 
 /// One sender: takes batches while the concurrency target admits it; one fresh instance per
