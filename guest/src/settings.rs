@@ -35,8 +35,10 @@ pub const KNOWN_KEYS: [&str; 6] = [
 pub const DEFAULT_REGION: &str = "US";
 /// Default of `custom-attribute-values`.
 pub const DEFAULT_ATTRIBUTE_MODE: &str = "string";
-/// Default of `custom-attributes-patch`.
-pub const DEFAULT_ATTRIBUTE_PATCH: &str = "merge";
+/// Default of `custom-attributes-patch`. Gladly does not document whether a PATCH merges
+/// `customAttributes` or replaces the map, so the default assumes it replaces: one extra read
+/// per changed attribute costs less than silently deleting what agents or other tools wrote.
+pub const DEFAULT_ATTRIBUTE_PATCH: &str = "replace";
 
 /// How the organization's PATCH treats `customAttributes`, which decides whether changing one
 /// of our attributes needs a read first.
@@ -240,7 +242,7 @@ pub fn parse(settings: &[Setting]) -> Result<Config, Vec<ConfigProblem>> {
     };
 
     let attribute_patch = match get(KEY_ATTRIBUTE_PATCH).map(|v| v.trim().to_ascii_lowercase()) {
-        None => Some(AttributePatch::Merge),
+        None => Some(AttributePatch::Replace),
         Some(v) if v == "merge" => Some(AttributePatch::Merge),
         Some(v) if v == "replace" => Some(AttributePatch::Replace),
         Some(_) => {
@@ -330,7 +332,7 @@ mod tests {
                 ("sandbox".into(), "false".into()),
                 ("default-region".into(), "US".into()),
                 ("custom-attribute-values".into(), "string".into()),
-                ("custom-attributes-patch".into(), "merge".into()),
+                ("custom-attributes-patch".into(), "replace".into()),
             ]
         );
     }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::faults::FaultRule;
+use crate::ratelimit::LimiterShape;
 
 /// An API user known to the emulator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,13 +51,14 @@ pub const DEFAULT_USER: &str = "api@example.com";
 /// Default token of [`EmulatorConfig::default`].
 pub const DEFAULT_TOKEN: &str = "emulator-token";
 
-/// How PATCH treats `customAttributes` (Gladly does not document it).
+/// How PATCH treats `customAttributes` (Gladly does not document it). The default is the
+/// stricter server: a client that sends only its own keys loses everyone else's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CustomAttributesPatch {
     /// Keys in the body overwrite stored keys; other stored keys stay.
-    #[default]
     Merge,
     /// The body's map replaces the stored map whole.
+    #[default]
     Replace,
 }
 
@@ -93,8 +95,10 @@ pub struct Switches {
 /// Everything an emulator run is started with.
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
-    /// Requests allowed per organization in each one-second window.
+    /// Requests allowed per organization per second.
     pub rate_limit_per_second: u32,
+    /// How the limit is counted (default: a leaky bucket, what Gladly is said to use).
+    pub rate_limit_shape: LimiterShape,
     /// Delay added before answering each request.
     pub latency: Duration,
     /// Known API users.
@@ -111,6 +115,7 @@ impl Default for EmulatorConfig {
     fn default() -> Self {
         EmulatorConfig {
             rate_limit_per_second: 10,
+            rate_limit_shape: LimiterShape::default(),
             latency: Duration::ZERO,
             users: vec![User::new(DEFAULT_USER, DEFAULT_TOKEN)],
             switches: Switches::default(),

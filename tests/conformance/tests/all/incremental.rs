@@ -82,9 +82,9 @@ async fn unchanged_rerun_sends_nothing_and_one_percent_change_costs_one_patch_ea
         assert_eq!(p["name"], format!("Renamed {key}"));
     }
 
-    // 1% change one custom attribute: with the default `custom-attributes-patch = "merge"` this
-    // too is one PATCH per changed row, with our attribute map, no read and no find. (With
-    // "replace" the component reads first; the conformance suite's `updates` tests show it.)
+    // 1% change one custom attribute: with the default `custom-attributes-patch = "replace"`
+    // each changed row is read, then patched with the profile's attributes and ours (with
+    // "merge" it is one PATCH; the conformance suite's `updates` tests show it). No find.
     fx.edit_rows(|rows| {
         for r in rows.iter_mut().filter(|r| changed.contains(&r.id.as_str())) {
             r.tier = "gold".into();
@@ -93,9 +93,12 @@ async fn unchanged_rerun_sends_nothing_and_one_percent_change_costs_one_patch_ea
     fx.clear();
     let fourth = fx.sync().await;
     let reqs = fx.requests();
-    assert_eq!(reqs.len(), 2, "{:?}", summary(&reqs));
-    assert!(reqs.iter().all(|r| r.method == "PATCH"), "{:?}", summary(&reqs));
-    for r in &reqs {
+    assert_eq!(reqs.len(), 4, "{:?}", summary(&reqs));
+    assert_eq!(reqs.iter().filter(|r| r.method == "GET").count(), 2, "{:?}", summary(&reqs));
+    assert!(!reqs.iter().any(is_find), "{:?}", summary(&reqs));
+    let patches: Vec<_> = reqs.iter().filter(|r| r.method == "PATCH").collect();
+    assert_eq!(patches.len(), 2, "{:?}", summary(&reqs));
+    for r in &patches {
         assert_eq!(r.body.as_ref().unwrap()["customAttributes"]["tier"], "gold");
     }
     assert_eq!(fourth.counts.updated, 2, "{}", fourth.summary());
@@ -163,10 +166,11 @@ async fn mapping_and_component_changes_resend_and_preview_says_so() {
 
     let sync = fx.sync().await;
     let reqs = fx.requests();
-    // Known ids: no find, no read: one PATCH per record carrying the attribute map (the
-    // organization merges it with what Gladly holds, the default of `custom-attributes-patch`).
-    assert_eq!(reqs.len(), 20, "{:?}", summary(&reqs));
+    // Known ids: no find; a changed attribute map is read and merged first (the default
+    // `custom-attributes-patch = "replace"`), then one PATCH per record.
+    assert_eq!(reqs.len(), 40, "{:?}", summary(&reqs));
     assert!(!reqs.iter().any(is_find), "{:?}", summary(&reqs));
+    assert_eq!(reqs.iter().filter(|r| r.method == "GET").count(), 20, "{:?}", summary(&reqs));
     assert_eq!(reqs.iter().filter(|r| r.method == "PATCH").count(), 20, "{:?}", summary(&reqs));
     assert_eq!(sync.counts.updated, 20, "{}", sync.summary());
     let c5 = fx.emulator.profile(ORG, &fx.id_of("customer5@example.com")).unwrap();

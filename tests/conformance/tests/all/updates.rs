@@ -5,23 +5,22 @@ use conformance::{JobSpec, Rows, Session};
 use serde_json::json;
 
 /// Two runs changing a mapped custom attribute, against an emulator whose PATCH treats
-/// `customAttributes` as `patch` says, with the component told the same.
+/// `customAttributes` as `patch` says, with the component's `custom-attributes-patch` set to
+/// `setting` (`None`: left at its default).
 /// Returns the attributes at the end and the methods the second run sent.
-async fn attributes_after_two_runs(patch: CustomAttributesPatch) -> (serde_json::Value, Vec<String>) {
-    let setting = match patch {
-        CustomAttributesPatch::Merge => "merge",
-        CustomAttributesPatch::Replace => "replace",
-    };
+async fn attributes_after_two_runs(
+    patch: CustomAttributesPatch,
+    setting: Option<&str>,
+) -> (serde_json::Value, Vec<String>) {
     let switches = Switches { custom_attributes_patch: patch, ..Switches::default() };
     let s = Session::start(EmulatorConfig { switches, ..Session::fast_emulator() }).await;
     s.seed(json!({"id": "agent-owned", "emails": [{"original": "ola@example.com"}],
         "customAttributes": {"loyalty": "12", "plan": "bronze"}}));
     let before = s.profiles();
-    let spec = JobSpec::new("upsert")
-        .sync_id("attrs")
-        .setting("custom-attributes-patch", setting)
-        .map("email", "email")
-        .map("plan", "plan");
+    let mut spec = JobSpec::new("upsert").sync_id("attrs").map("email", "email").map("plan", "plan");
+    if let Some(setting) = setting {
+        spec = spec.setting("custom-attributes-patch", setting);
+    }
     let mut second_run = Vec::new();
     for plan in ["silver", "gold"] {
         let sent_before = s.requests().len();
@@ -40,7 +39,7 @@ async fn attributes_after_two_runs(patch: CustomAttributesPatch) -> (serde_json:
 /// component's `custom-attributes-patch` says which. Where PATCH merges it costs one request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_run_keeps_foreign_custom_attributes_under_merge() {
-    let (attributes, second_run) = attributes_after_two_runs(CustomAttributesPatch::Merge).await;
+    let (attributes, second_run) = attributes_after_two_runs(CustomAttributesPatch::Merge, Some("merge")).await;
     assert_eq!(attributes, json!({"loyalty": "12", "plan": "gold"}));
     assert_eq!(second_run, ["PATCH"], "a known id and a merging PATCH need no read");
 }
@@ -48,9 +47,19 @@ async fn second_run_keeps_foreign_custom_attributes_under_merge() {
 /// See [`second_run_keeps_foreign_custom_attributes_under_merge`].
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_run_keeps_foreign_custom_attributes_under_replace() {
-    let (attributes, second_run) = attributes_after_two_runs(CustomAttributesPatch::Replace).await;
+    let (attributes, second_run) = attributes_after_two_runs(CustomAttributesPatch::Replace, Some("replace")).await;
     assert_eq!(attributes, json!({"loyalty": "12", "plan": "gold"}));
     assert_eq!(second_run, ["GET", "PATCH"], "where PATCH replaces the map, the profile is read first");
+}
+
+/// With the component's settings left at their defaults, an organization whose PATCH replaces
+/// `customAttributes` keeps the attribute an agent set across two runs: the default assumes the
+/// stricter server and reads the profile before changing an attribute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_settings_keep_an_agent_attribute_against_a_replacing_org() {
+    let (attributes, second_run) = attributes_after_two_runs(CustomAttributesPatch::Replace, None).await;
+    assert_eq!(attributes, json!({"loyalty": "12", "plan": "gold"}));
+    assert_eq!(second_run, ["GET", "PATCH"], "the default reads the profile before changing an attribute");
 }
 
 /// A second run changing only the name of a known profile costs one request (the PATCH), and
