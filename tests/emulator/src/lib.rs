@@ -48,6 +48,7 @@ pub use faults::{Fault, FaultRule, Trigger};
 pub use http::Method;
 pub use normalize::{normalize_email, normalize_phone};
 pub use org::{DEFAULT_ORG, org_from_host};
+pub use ratelimit::LimiterShape;
 pub use recorder::RecordedRequest;
 pub use validation::{CREATE_SCHEMA, UPDATE_SCHEMA, validate_create_body, validate_update_body};
 

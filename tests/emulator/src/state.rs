@@ -36,7 +36,7 @@ impl Shared {
         let start = Instant::now();
         Shared {
             users: config.users,
-            limiter: RateLimiter::new(start, config.rate_limit_per_second),
+            limiter: RateLimiter::new(start, config.rate_limit_per_second, config.rate_limit_shape, config.seed),
             faults: Mutex::new(FaultEngine::new(config.faults, config.seed)),
             recorder: Recorder::new(start),
             switches: Mutex::new(config.switches),

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use clap::Parser;
-use gladly_emulator::{Emulator, EmulatorConfig};
+use gladly_emulator::{Emulator, EmulatorConfig, LimiterShape};
 
 /// Gladly customer-profile API emulator (listens on 127.0.0.1 only).
 #[derive(Debug, Parser)]
@@ -17,6 +17,9 @@ struct Args {
     /// Requests per second allowed for each organization.
     #[arg(long, default_value_t = 10)]
     rate_limit: u32,
+    /// How the limit is counted: leaky-bucket, sliding-window or fixed-window.
+    #[arg(long, default_value = "leaky-bucket")]
+    rate_limit_shape: LimiterShape,
     /// Delay added before answering each request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
@@ -35,6 +38,7 @@ async fn main() -> std::io::Result<()> {
         .init();
     let config = EmulatorConfig {
         rate_limit_per_second: args.rate_limit,
+        rate_limit_shape: args.rate_limit_shape,
         latency: Duration::from_millis(args.latency_ms),
         seed: args.seed,
         ..EmulatorConfig::default()
