@@ -59,6 +59,10 @@ pub struct ExpectedRun {
     /// The report's `throttled` (429s seen).
     #[serde(default)]
     pub throttled: Option<u64>,
+    /// The request that arrives next after each 429 comes at least this many milliseconds
+    /// after it (read from the emulator's arrival times).
+    #[serde(default)]
+    pub wait_after_429_ms: Option<u64>,
 }
 
 /// One expected failure.
@@ -133,6 +137,17 @@ pub struct ExpectedProfile {
     pub absent: Vec<String>,
 }
 
+/// Each 429 whose next request (by arrival) came sooner than `least` after it.
+fn waits_after_429(requests: &[RecordedRequest], least: std::time::Duration) -> Vec<String> {
+    let mut by_arrival: Vec<&RecordedRequest> = requests.iter().collect();
+    by_arrival.sort_by_key(|r| r.at);
+    by_arrival
+        .windows(2)
+        .filter(|w| w[0].status == Some(429) && w[1].at - w[0].at < least)
+        .map(|w| format!("request {} came {:?} after the 429 of request {}, expected at least {least:?}", w[1].ordinal, w[1].at - w[0].at, w[0].ordinal))
+        .collect()
+}
+
 /// Compares one run's report and requests with its expectations.
 pub fn check_run(label: &str, exp: &ExpectedRun, report: &RunReport, requests: &[RecordedRequest], problems: &mut Vec<String>) {
     let counts = serde_json::to_value(&report.counts).unwrap_or(Value::Null);
@@ -178,6 +193,9 @@ pub fn check_run(label: &str, exp: &ExpectedRun, report: &RunReport, requests: &
         && report.throttled != t
     {
         problems.push(format!("{label}: {} 429s seen, expected {t}", report.throttled));
+    }
+    if let Some(least) = exp.wait_after_429_ms {
+        problems.extend(waits_after_429(requests, std::time::Duration::from_millis(least)).into_iter().map(|p| format!("{label}: {p}")));
     }
     if let Some(want) = &exp.requests {
         if let Some(t) = want.total

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use gladly_emulator::{
-    CustomAttributesPatch, EmulatorConfig, ErrorsShape, Fault, FaultRule, Method,
+    CustomAttributesPatch, EmulatorConfig, LimiterShape, ErrorsShape, Fault, FaultRule, Method,
     Switches, User,
 };
 use serde::Deserialize;
@@ -55,6 +55,9 @@ pub struct EmulatorSpec {
     /// Requests per second per organization (default 200).
     #[serde(default)]
     pub rate_limit_per_second: Option<u32>,
+    /// How the limit is counted: `leaky-bucket` (default), `sliding-window`, `fixed-window`.
+    #[serde(default)]
+    pub rate_limit_shape: Option<String>,
     /// Seed of fault draws and generated ids.
     #[serde(default)]
     pub seed: u64,
@@ -77,7 +80,7 @@ pub struct EmulatorSpec {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchSpec {
-    /// `merge` (default) or `replace`.
+    /// `replace` (default, the stricter server) or `merge`.
     #[serde(default)]
     pub custom_attributes_patch: Option<String>,
     /// `array` (default) or `object`.
@@ -89,6 +92,9 @@ pub struct SwitchSpec {
     /// Whether 429s carry `Retry-After`.
     #[serde(default)]
     pub retry_after_on_429: bool,
+    /// When set, every 429 carries `Retry-After` with exactly this many seconds.
+    #[serde(default)]
+    pub retry_after_secs: Option<u64>,
     /// Whether a chunked body (no `Content-Length`) is accepted (default: refused with 411).
     #[serde(default)]
     pub accept_chunked_bodies: bool,
@@ -142,13 +148,17 @@ impl EmulatorSpec {
     pub fn config(&self) -> EmulatorConfig {
         let mut c = EmulatorConfig {
             rate_limit_per_second: self.rate_limit_per_second.unwrap_or(200),
+            rate_limit_shape: match self.rate_limit_shape.as_deref() {
+                None => LimiterShape::default(),
+                Some(name) => name.parse().unwrap_or_else(|e| panic!("emulator.json: {e}")),
+            },
             seed: self.seed,
             ..EmulatorConfig::default()
         };
         c.switches = Switches {
             custom_attributes_patch: match self.switches.custom_attributes_patch.as_deref() {
-                None | Some("merge") => CustomAttributesPatch::Merge,
-                Some("replace") => CustomAttributesPatch::Replace,
+                Some("merge") => CustomAttributesPatch::Merge,
+                None | Some("replace") => CustomAttributesPatch::Replace,
                 Some(o) => panic!("custom_attributes_patch: merge or replace, not {o}"),
             },
             errors_shape: match self.switches.errors_shape.as_deref() {
@@ -159,7 +169,7 @@ impl EmulatorSpec {
             index_lag: Duration::from_millis(self.switches.index_lag_ms),
             retry_after_on_429: self.switches.retry_after_on_429,
             accept_chunked_bodies: self.switches.accept_chunked_bodies,
-            retry_after_secs: None,
+            retry_after_secs: self.switches.retry_after_secs,
         };
         c.faults = self.faults.iter().map(FaultSpec::rule).collect();
         if let Some(users) = &self.users {
