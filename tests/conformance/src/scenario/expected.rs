@@ -125,7 +125,10 @@ pub struct ExpectedProfile {
     /// The `original` of the primary email.
     #[serde(default)]
     pub primary_email: Option<String>,
-    /// Phones, any order, nothing more: an E.164 string, or an object whose fields must match.
+    /// Phones, any order, nothing more: a hand-written E.164 string compared with the phone's
+    /// stored `original` (what the component sent), or an object whose fields must match. Never
+    /// the emulator's `normalized`: it comes from the same phone crate as the component's, so a
+    /// wrong normalization would agree with itself.
     #[serde(default)]
     pub phones: Option<Vec<Value>>,
     /// Top-level fields that must equal these values (`name`, `address`, `image`,
@@ -316,7 +319,7 @@ pub fn check_profiles(exp: &Expected, after: &[Value], problems: &mut Vec<String
             }
             for w in phones {
                 let matches = |h: &Value| match w {
-                    Value::String(s) => h["normalized"].as_str() == Some(s.as_str()),
+                    Value::String(s) => h["original"].as_str() == Some(s.as_str()),
                     Value::Object(o) => o.iter().all(|(k, v)| h.get(k) == Some(v)),
                     _ => false,
                 };
