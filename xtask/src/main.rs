@@ -13,6 +13,9 @@
 //!   Stable Rust: libFuzzer without a sanitizer (`-s none`). Not part of `test` or CI. Logs go to
 //!   `tests/fuzz/target/fuzz-logs/`, crashing inputs to `tests/fuzz/artifacts/<target>/`, new
 //!   corpus entries to `tests/fuzz/corpus/<target>/` (only the `seed-*` files are committed).
+//! - `mutants [NAME…]`: apply each hand-chosen mutation of `tests/mutations/` (or those whose
+//!   name contains one of the NAMEs) in turn and check that the conformance test it names fails
+//!   (see [`mutants`]). Needs a clean working tree. Not part of `test` or CI.
 //!
 //! Build time: `sync-sample` and `test` build the host with the same command
 //! ([`build_host`]: every workspace member but the test components, one feature resolution, the dev
@@ -25,6 +28,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
+
+mod mutants;
 
 /// The components built for wasm32-wasip2: (package, output file name).
 const COMPONENTS: &[(&str, &str)] = &[
@@ -414,8 +419,9 @@ fn main() -> ExitCode {
         "test" => test(),
         "bench" => bench(rest),
         "fuzz" => fuzz(rest),
+        "mutants" => mutants::mutants(rest),
         _ => {
-            eprintln!("usage: cargo xtask <build|sync-sample|test|bench|fuzz [--secs N] [TARGET…]>");
+            eprintln!("usage: cargo xtask <build|sync-sample|test|bench|fuzz [--secs N] [TARGET…]|mutants [NAME…]>");
             return ExitCode::from(2);
         }
     };
