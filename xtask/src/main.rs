@@ -5,7 +5,9 @@
 //! - `sync-sample`: build, then sync the bundled sample warehouse. With `GLADLY_DOMAIN`,
 //!   `GLADLY_USERNAME` and `GLADLY_API_TOKEN` set it writes to that Gladly organization;
 //!   otherwise it starts the bundled Gladly emulator on 127.0.0.1 and syncs into it.
-//! - `test`: build, then run the whole test suite (unit, integration and conformance).
+//! - `test`: build, install the Node host's npm packages (`npm ci` in `tests/portability/node`
+//!   when its lock file changed), then run the whole test suite (unit, integration and
+//!   conformance, the portability test in Node.js included).
 //! - `bench`: build, then run the benchmark binary and print its figures.
 //! - `fuzz [--secs N] [TARGET…]`: run every fuzz target of `tests/fuzz/` (or those whose name
 //!   contains one of the TARGETs) for N seconds each (60 by default) with cargo-fuzz, installing
@@ -203,12 +205,32 @@ fn ran_to_completion(status: std::process::ExitStatus) -> Result<()> {
     }
 }
 
+/// The JavaScript host of the portability test.
+const NODE_HOST_DIR: &str = "tests/portability/node";
+
+/// Installs the Node host's npm packages from its lock file (`npm ci`) unless they were
+/// installed after the lock file last changed. Needs Node.js and npm.
+fn node_host_packages() -> Result<()> {
+    let dir = root().join(NODE_HOST_DIR);
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let lock = modified(&dir.join("package-lock.json")).context("tests/portability/node/package-lock.json is missing")?;
+    // npm writes node_modules/.package-lock.json when it installs.
+    if modified(&dir.join("node_modules/.package-lock.json")).is_some_and(|installed| installed >= lock) {
+        return Ok(());
+    }
+    let mut c = Command::new("npm");
+    c.current_dir(&dir).args(["ci", "--no-audit", "--no-fund"]);
+    run(c).context("the portability test needs Node.js 20+ and npm (Debian: apt install nodejs npm)")
+}
+
 /// Builds the components and the host's binaries (the conformance suite runs `destination-host`),
-/// then runs every test with `TEST_COMPONENTS_DIR` naming the folder the components were built in.
+/// installs the Node host's packages (the portability test runs the component in Node.js), then
+/// runs every test with `TEST_COMPONENTS_DIR` naming the folder the components were built in.
 fn test() -> Result<()> {
     build()?;
     // The CLI tests run the built `destination-host`.
     build_host()?;
+    node_host_packages()?;
     let mut c = cargo();
     c.arg("test");
     host_packages(&mut c);

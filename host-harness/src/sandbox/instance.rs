@@ -117,6 +117,13 @@ impl Plugin {
         &self.limits
     }
 
+    /// Every import of the component, by full name (`wasi:http/types@0.2.4`), in file order:
+    /// what any host must provide to run it.
+    pub fn imports(&self) -> Vec<String> {
+        let component = self.pre.instance_pre().component();
+        component.component_type().imports(&self.engine).map(|(name, _)| name.to_string()).collect()
+    }
+
     /// A policy that allows no egress at all, for the pure calls.
     pub fn no_egress(&self, tenant: &str) -> Arc<EgressPolicy> {
         let stats = Arc::new(EgressStats::default());

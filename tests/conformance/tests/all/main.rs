@@ -12,6 +12,7 @@ mod hostile;
 mod incremental;
 mod invariants;
 mod policy;
+mod portability;
 mod rate;
 mod scenarios;
 mod sources_e2e;
