@@ -333,3 +333,50 @@ async fn the_import_table_lists_every_import_of_the_built_component() {
         .collect();
     assert_eq!(listed, plugin.imports(), "the table in docs/PORTABILITY.md and the built component disagree");
 }
+
+/// Time is the Node host's too: requests to an organization allowing 5 per second arrive no
+/// faster (sliding seconds over the emulator's arrival times, with the suite's jitter
+/// allowance), and a create whose answer is slower than the host's 1 s request timeout is cut
+/// off and retried instead of waited for (the shim's own default would wait 600 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_host_paces_to_the_rate_and_cuts_off_a_slow_answer() {
+    let node_dir = require_node_host();
+    let config = EmulatorConfig {
+        rate_limit_per_second: 5,
+        faults: vec![FaultRule::on_requests(Fault::Slow(Duration::from_secs(4)), [1]).method(Method::POST)],
+        ..EmulatorConfig::default()
+    };
+    let emulator = Emulator::start(config).await.expect("emulator");
+    let dir = TempDir::new("node-time");
+    let token = dir.file("token", DEFAULT_TOKEN);
+    let rows: Vec<Value> =
+        (1..=10).map(|i| json!({"key": format!("{i}"), "columns": {"email": format!("paced{i}@example.com")}})).collect();
+    let job = json!({
+        "component": component::require_component(),
+        "tenant": "paced",
+        "syncId": "paced",
+        "mode": "insert",
+        "settings": [["domain", "acme"], ["username", DEFAULT_USER]],
+        "mapping": [["email", "email"]],
+        "rows": rows,
+        "grants": ["acme.gladly.com"],
+        "credential": {"tokenFile": token},
+        "redirect": emulator.base_url(),
+        "checkConnection": false,
+        "limits": {"ratePerSecond": 5, "maxRetries": 3, "backoffBaseMs": 20, "backoffMaxMs": 200, "requestTimeoutMs": 1000, "batchSize": 20},
+    });
+    let (results, stderr) = run_node(&node_dir, &dir, &job, &[]).await;
+    let requests = emulator.requests();
+    let arrivals: Vec<Duration> = requests.iter().map(|r| r.at).collect();
+    conformance::test_kit::rate::assert_within_rate(&arrivals, 5, "the Node host at 5/s");
+    assert!(requests.iter().all(|r| r.status != Some(429)), "a 429 of the host's own making:\n{stderr}");
+    let first = &results["records"][0];
+    assert_eq!(first["attempts"], 2, "the slow create was cut off and retried: {first}\n{stderr}");
+    assert_eq!(first["code"], Value::Null, "{first}");
+    assert_eq!(requests[0].fault, Some(Fault::Slow(Duration::from_secs(4))));
+    // Ten creates; then the retry of the first, which the emulator had applied before its slow
+    // answer: a 409 on our own id, and the read-back that confirms it.
+    let tail: Vec<(&str, Option<u16>)> = requests.iter().skip(10).map(|r| (r.method.as_str(), r.status)).collect();
+    assert_eq!(requests.len(), 12, "{requests:#?}");
+    assert_eq!(tail, [("POST", Some(409)), ("GET", Some(200))]);
+}
