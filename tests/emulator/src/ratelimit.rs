@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::faults::splitmix;
 use crate::lock;
 
 /// How the limiter counts requests against `limit` per second.
@@ -193,11 +194,7 @@ fn tick_time(tick: u64, period: Duration, phase: f64) -> Duration {
 
 /// A fraction in [0, 1) that depends only on `seed`.
 fn phase_from(seed: u64) -> f64 {
-    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
+    (splitmix(seed) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]
