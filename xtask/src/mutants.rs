@@ -13,7 +13,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{ALLOW_EMULATOR, build, cargo, components_dir, root, run};
+use crate::{ALLOW_EMULATOR, build, cargo, components_dir, node_host_packages, root, run};
 
 /// Where the mutation patches live.
 const MUTATIONS_DIR: &str = "tests/mutations";
@@ -95,6 +95,7 @@ pub fn mutants(filters: &[String]) -> Result<()> {
         bail!("no mutation in {MUTATIONS_DIR} matches {filters:?}");
     }
     build()?;
+    node_host_packages()?;
     let tests: Vec<&str> = list.iter().map(|m| m.test.as_str()).collect();
     println!("control: the {} named tests on the unmutated tree", tests.len());
     run(conformance_test(&tests)).context("a named test fails without any mutation; fix it first")?;

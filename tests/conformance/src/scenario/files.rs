@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use gladly_emulator::{
-    CustomAttributesPatch, EmulatorConfig, LimiterShape, ErrorsShape, Fault, FaultRule, Method,
+    CustomAttributesPatch, EmulatorConfig, ErrorsShape, Fault, FaultRule, LimiterShape, Method,
     Switches, User,
 };
 use serde::Deserialize;
