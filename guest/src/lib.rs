@@ -63,6 +63,7 @@ pub mod account;
 pub mod email;
 pub mod ids;
 pub mod mapping;
+pub mod matching;
 pub mod merge;
 pub mod phone;
 pub mod profile;

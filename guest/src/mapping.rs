@@ -154,7 +154,8 @@ impl Plan {
         (Plan { entries }, problems)
     }
 
-    fn has(&self, field: StandardField) -> bool {
+    /// Whether some column is mapped to `field`.
+    pub fn maps(&self, field: StandardField) -> bool {
         self.entries
             .iter()
             .any(|(_, t)| *t == Target::Standard(field))
@@ -162,12 +163,12 @@ impl Plan {
 
     /// Whether `email` is mapped (then every row must carry one).
     pub fn maps_email(&self) -> bool {
-        self.has(StandardField::Email)
+        self.maps(StandardField::Email)
     }
 
     /// Whether `id` is mapped.
     pub fn maps_id(&self) -> bool {
-        self.has(StandardField::Id)
+        self.maps(StandardField::Id)
     }
 
     /// Problems specific to a sync mode: the field each mode identifies customers by.

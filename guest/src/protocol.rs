@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::classify;
 use crate::ids;
 use crate::mapping::{Mapped, Plan};
+use crate::matching::MatchKey;
 use crate::merge;
 use crate::model::{
     BatchContext, DestError, ErrorCategory, ErrorCode, Outcome, RecordResult, SyncItem, SyncMode,
@@ -101,12 +102,12 @@ fn create(api: &mut Api, id: &str, desired: &Profile) -> Result<Create, Failure>
     }
 }
 
-/// Updates a profile found by email (already read: no second GET).
+/// Updates a profile found by a match key (already read: no second GET).
 fn update_found(api: &mut Api, found: Profile, desired: &Profile) -> Result<Done, Failure> {
     let Some(id) = found.id.clone().filter(|i| !i.is_empty()) else {
         return Err(classify::unexpected(
             200,
-            &api.step("looking the customer up by email"),
+            &api.step("looking the customer up"),
             "a profile without an id",
         )
         .into());
@@ -122,21 +123,41 @@ fn update_found(api: &mut Api, found: Profile, desired: &Profile) -> Result<Done
     }
 }
 
-fn ambiguous(api: &Api, found: &[Profile]) -> Failure {
+fn ambiguous(api: &Api, key: MatchKey, found: &[Profile]) -> Failure {
     let ids: Vec<&str> = found.iter().filter_map(|p| p.id.as_deref()).collect();
     DestError::new(
         ErrorCode::AmbiguousMatch,
         ErrorCategory::SkipRecord,
         format!(
-            "Record `{}`: {} Gladly profiles have this row's email (ids: {}); none was picked. \
+            "Record `{}`: {} Gladly profiles have this row's {} (ids: {}); none was picked. \
              Fix: merge the duplicate profiles in Gladly, or map `id` to choose one.",
             api.key,
             found.len(),
+            key.label(),
             ids.join(", ")
         ),
     )
-    .with_field("email")
+    .with_field(key.name())
     .into()
+}
+
+/// Looks the customer up by each `match-on` key in turn. The first key with a value on the row
+/// that finds exactly one profile decides; several profiles on one key are an ambiguous match,
+/// never a pick; `None` when no key found anyone.
+fn find_by_match_keys(api: &mut Api, keys: &[MatchKey], desired: &Profile) -> Result<Option<Profile>, Failure> {
+    for key in keys {
+        let Some(value) = key.value(desired) else {
+            continue;
+        };
+        let mut found = api.find(*key, &value)?;
+        if found.len() > 1 {
+            return Err(ambiguous(api, *key, &found));
+        }
+        if let Some(profile) = found.pop() {
+            return Ok(Some(profile));
+        }
+    }
+    Ok(None)
 }
 
 fn insert(api: &mut Api, ctx: &BatchContext, mapped: &Mapped) -> Result<Done, Failure> {
@@ -191,6 +212,7 @@ fn conflict_on_phone_only(e: &DestError) -> bool {
 fn upsert(
     api: &mut Api,
     ctx: &BatchContext,
+    keys: &[MatchKey],
     item: &SyncItem,
     mapped: &Mapped,
 ) -> Result<Done, Failure> {
@@ -201,24 +223,24 @@ fn upsert(
             Update::Gone(_) => {}
         }
     }
-    let Some(email) = mapped.match_value.as_deref() else {
+    if keys.iter().all(|k| k.value(&mapped.profile).is_none()) {
+        let names: Vec<&str> = keys.iter().map(|k| k.name()).collect();
         return Err(DestError::new(
             ErrorCode::MissingField,
             ErrorCategory::SkipRecord,
             format!(
-                "Record `{}`: no email to look the customer up by. Fix: map an email column.",
-                api.key
+                "Record `{}`: no value to look the customer up by (match-on: {}). Fix: fill in \
+                 one of those columns for this row.",
+                api.key,
+                names.join(", ")
             ),
         )
-        .with_field("email")
+        .with_field(names.first().copied().unwrap_or("email"))
         .into());
-    };
-    let mut found = api.find_by_email(email)?;
-    if found.len() > 1 {
-        return Err(ambiguous(api, &found));
     }
+    let found = find_by_match_keys(api, keys, &mapped.profile)?;
     let id = ids::create_id(&ctx.sync_id, &api.key);
-    if let Some(profile) = found.pop() {
+    if let Some(profile) = found {
         let done = update_found(api, profile, &mapped.profile)?;
         // Our own create id with nothing left to change: an earlier attempt created it and its
         // answer was lost (or the run was killed before recording it). Report what happened.
@@ -238,9 +260,10 @@ fn upsert(
         Create::Conflict(e) if conflict_on_phone_only(&e) => Err(e.into()),
         Create::Conflict(mut e) => {
             // Someone created a profile with this email after our lookup: find it once more.
-            let mut again = api.find_by_email(email)?;
+            let email = MatchKey::Email.value(&mapped.profile).unwrap_or_default();
+            let mut again = api.find_by_email(&email)?;
             if again.len() > 1 {
-                return Err(ambiguous(api, &again));
+                return Err(ambiguous(api, MatchKey::Email, &again));
             }
             match again.pop() {
                 Some(profile) => update_found(api, profile, &mapped.profile),
@@ -291,7 +314,7 @@ fn sync_record(
     let result = match mode {
         SyncMode::Insert => insert(&mut api, ctx, &mapped),
         SyncMode::Update => update(&mut api, item, &mapped),
-        SyncMode::Upsert => upsert(&mut api, ctx, item, &mapped),
+        SyncMode::Upsert => upsert(&mut api, ctx, &config.match_on, item, &mapped),
         // validate-config refuses these before any record is attempted.
         other => Err(DestError::new(
             ErrorCode::InvalidConfig,

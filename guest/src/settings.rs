@@ -6,6 +6,7 @@
 
 use phonenumber::country::Id;
 
+use crate::matching::MatchKey;
 use crate::model::{ConfigProblem, ResolvedConfig, Setting};
 use crate::{account, phone};
 
@@ -22,15 +23,20 @@ pub const KEY_ATTRIBUTE_MODE: &str = "custom-attribute-values";
 /// Config key: whether this organization's PATCH merges `customAttributes` key by key or
 /// replaces the map whole (Gladly does not document which).
 pub const KEY_ATTRIBUTE_PATCH: &str = "custom-attributes-patch";
+/// Config key: the ordered keys an upsert finds a customer by.
+pub const KEY_MATCH_ON: &str = "match-on";
 /// Every known key, in spec order.
-pub const KNOWN_KEYS: [&str; 6] = [
+pub const KNOWN_KEYS: [&str; 7] = [
     KEY_DOMAIN,
     KEY_USERNAME,
     KEY_SANDBOX,
     KEY_DEFAULT_REGION,
     KEY_ATTRIBUTE_MODE,
     KEY_ATTRIBUTE_PATCH,
+    KEY_MATCH_ON,
 ];
+/// Default of `match-on`: the email, as before the setting existed.
+pub const DEFAULT_MATCH_ON: &str = "email";
 /// Default of `default-region`.
 pub const DEFAULT_REGION: &str = "US";
 /// Default of `custom-attribute-values`.
@@ -95,6 +101,8 @@ pub struct Config {
     pub attribute_mode: AttributeMode,
     /// How PATCH treats `customAttributes` in this organization.
     pub attribute_patch: AttributePatch,
+    /// The keys an upsert finds a customer by, in order.
+    pub match_on: Vec<MatchKey>,
 }
 
 impl Config {
@@ -121,6 +129,7 @@ impl Config {
             s(KEY_DEFAULT_REGION, self.default_region.as_ref()),
             s(KEY_ATTRIBUTE_MODE, self.attribute_mode.as_str()),
             s(KEY_ATTRIBUTE_PATCH, self.attribute_patch.as_str()),
+            s(KEY_MATCH_ON, &MatchKey::join(&self.match_on)),
         ]
     }
 
@@ -257,6 +266,19 @@ pub fn parse(settings: &[Setting]) -> Result<Config, Vec<ConfigProblem>> {
         }
     };
 
+    let match_on = match MatchKey::parse_list(get(KEY_MATCH_ON).unwrap_or(DEFAULT_MATCH_ON)) {
+        Ok(keys) => Some(keys),
+        Err(why) => {
+            problems.push(ConfigProblem::new(
+                KEY_MATCH_ON,
+                format!("match-on must list match keys separated by commas: {why}."),
+                "Enter one or more of externalCustomerId, email and phone, in the order to try \
+                 them, for example externalCustomerId,email.",
+            ));
+            None
+        }
+    };
+
     match (
         domain,
         username,
@@ -264,6 +286,7 @@ pub fn parse(settings: &[Setting]) -> Result<Config, Vec<ConfigProblem>> {
         default_region,
         attribute_mode,
         attribute_patch,
+        match_on,
     ) {
         (
             Some(domain),
@@ -272,6 +295,7 @@ pub fn parse(settings: &[Setting]) -> Result<Config, Vec<ConfigProblem>> {
             Some(default_region),
             Some(attribute_mode),
             Some(attribute_patch),
+            Some(match_on),
         ) if problems.is_empty() => Ok(Config {
             domain,
             username,
@@ -279,6 +303,7 @@ pub fn parse(settings: &[Setting]) -> Result<Config, Vec<ConfigProblem>> {
             default_region,
             attribute_mode,
             attribute_patch,
+            match_on,
         }),
         _ => Err(problems),
     }
@@ -333,6 +358,7 @@ mod tests {
                 ("default-region".into(), "US".into()),
                 ("custom-attribute-values".into(), "string".into()),
                 ("custom-attributes-patch".into(), "replace".into()),
+                ("match-on".into(), "email".into()),
             ]
         );
     }
@@ -346,6 +372,7 @@ mod tests {
             ("default-region", "ZZ"),
             ("custom-attribute-values", "numbers"),
             ("custom-attributes-patch", "sometimes"),
+            ("match-on", "email,loyaltyId"),
             ("colour", "blue"),
         ]);
         let problems = parse(&s).unwrap_err();
@@ -358,6 +385,7 @@ mod tests {
             "default-region",
             "custom-attribute-values",
             "custom-attributes-patch",
+            "match-on",
         ] {
             assert!(keys.contains(&k), "missing problem for {k}: {keys:?}");
         }

@@ -7,8 +7,9 @@
 
 use crate::model::SyncMode;
 use crate::settings::{
-    DEFAULT_ATTRIBUTE_MODE, DEFAULT_ATTRIBUTE_PATCH, DEFAULT_REGION, KEY_ATTRIBUTE_MODE,
-    KEY_ATTRIBUTE_PATCH, KEY_DEFAULT_REGION, KEY_DOMAIN, KEY_SANDBOX, KEY_USERNAME,
+    DEFAULT_ATTRIBUTE_MODE, DEFAULT_ATTRIBUTE_PATCH, DEFAULT_MATCH_ON, DEFAULT_REGION,
+    KEY_ATTRIBUTE_MODE, KEY_ATTRIBUTE_PATCH, KEY_DEFAULT_REGION, KEY_DOMAIN, KEY_MATCH_ON,
+    KEY_SANDBOX, KEY_USERNAME,
 };
 
 /// The kind of value a target field takes.
@@ -385,6 +386,16 @@ fn config_fields() -> Vec<ConfigField> {
             Some(DEFAULT_ATTRIBUTE_PATCH),
             "replace",
         ),
+        field(
+            KEY_MATCH_ON,
+            "Match customers on",
+            "For upsert: the keys a customer is looked up by when the host knows no Gladly id for \
+             the row yet, tried in order: externalCustomerId, email, phone. The first key with a \
+             value that finds exactly one profile decides; several profiles on one key fail the \
+             row as ambiguous; none on any key creates. Each key must be mapped.",
+            Some(DEFAULT_MATCH_ON),
+            "externalCustomerId,email",
+        ),
     ]
 }
 
@@ -424,7 +435,8 @@ mod tests {
                 "sandbox",
                 "default-region",
                 "custom-attribute-values",
-                "custom-attributes-patch"
+                "custom-attributes-patch",
+                "match-on"
             ]
         );
         assert!(

@@ -9,6 +9,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value};
 
 use crate::classify::{self, Step};
+use crate::matching::MatchKey;
 use crate::model::{DestError, Outcome};
 use crate::profile::Profile;
 use crate::transport::{HttpRequest, HttpResponse, Method, Transport};
@@ -132,8 +133,17 @@ impl Api<'_> {
     }
 
     pub(super) fn find_by_email(&mut self, email: &str) -> Result<Vec<Profile>, DestError> {
-        let action = "looking the customer up by email";
-        let path = format!("{PROFILES}?email={}", encode(email));
+        self.find(MatchKey::Email, email)
+    }
+
+    /// Gladly's find by one key: every profile it returns.
+    pub(super) fn find(&mut self, key: MatchKey, value: &str) -> Result<Vec<Profile>, DestError> {
+        let action = match key {
+            MatchKey::Email => "looking the customer up by email",
+            MatchKey::Phone => "looking the customer up by phone number",
+            MatchKey::ExternalCustomerId => "looking the customer up by external customer id",
+        };
+        let path = format!("{PROFILES}?{}={}", key.query(), encode(value));
         let resp = self.send(Method::Get, &path, None, action)?;
         match resp.status {
             200 => self.parse(&resp, action),

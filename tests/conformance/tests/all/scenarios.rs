@@ -66,6 +66,13 @@ scenarios! {
     update_requires_gladly_id,
     upsert_requires_email_mapping,
     mapping_target_typo_refused,
+    match_on_ambiguous_external_id,
+    match_on_ambiguous_phone,
+    match_on_external_id_updates_a_changed_email,
+    match_on_falls_through_to_the_next_key,
+    match_on_no_match_creates,
+    match_on_phone_finds_a_mobile_written_differently,
+    match_on_unmapped_key_refused,
     upsert_creates_and_updates,
 }
 
