@@ -29,6 +29,7 @@ mod report;
 
 mod fairness;
 mod instantiate;
+mod matching;
 mod overhead;
 mod planning;
 mod rate;
@@ -58,6 +59,7 @@ async fn run_section(section: &str, a: &Args) -> Result<Value> {
     match section {
         "rate" => rate::rate_use(a).await,
         "requests" => requests::requests_per_row(a).await,
+        "matching" => matching::first_sync_by_match_key(a).await,
         "overhead" => overhead::host_overhead(a).await,
         "instantiate" => instantiate::instantiation(a).await,
         "planning" => planning::planning(a).await,
