@@ -61,7 +61,13 @@ enum Command {
         /// Write the JSON run report here.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Send only the rows whose last attempt failed (every kind of failure, also those not
+        /// retried until they change); leave every other row alone.
+        #[arg(long)]
+        only_failed: bool,
     },
+    /// List the rows currently failing, grouped by error code, with the fix.
+    Failures(JobArgs),
 }
 
 fn overrides(set: &[String]) -> Result<Vec<Setting>, String> {
@@ -138,8 +144,20 @@ async fn main_inner(cli: Cli) -> Result<bool, String> {
             println!("{}", report.summary());
             Ok(true)
         }
-        Command::Sync { job: args, report } => {
-            let (job, opts) = load(&args)?;
+        Command::Failures(args) => {
+            // A dry run finds the rows refused before sending (never in state); state has the rest.
+            let (job, mut opts) = load(&args)?;
+            opts.dry_run = true;
+            let harness = Harness::for_job(&job).map_err(|e| e.to_string())?;
+            let tenant = harness.prepare(&job, &opts).await.map_err(|e| e.to_string())?;
+            let dry = harness.run(&tenant, &job, &opts).await.map_err(|e| e.to_string())?;
+            let groups = host_harness::sync::triage::failures(&job, &dry.failures).map_err(|e| e.to_string())?;
+            println!("{}", host_harness::sync::triage::render(&job.sync.id, &groups));
+            Ok(true)
+        }
+        Command::Sync { job: args, report, only_failed } => {
+            let (job, mut opts) = load(&args)?;
+            opts.only_failed = only_failed;
             let harness = Harness::for_job(&job).map_err(|e| e.to_string())?;
             let tenant = harness.prepare(&job, &opts).await.map_err(|e| e.to_string())?;
             let run = harness.run(&tenant, &job, &opts).await.map_err(|e| e.to_string())?;

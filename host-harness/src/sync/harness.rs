@@ -34,6 +34,8 @@ pub struct RunOptions {
     pub endpoint: Option<String>,
     /// Show a progress bar (a terminal) instead of periodic log lines.
     pub progress: bool,
+    /// Send only the records whose last attempt failed (every kind of failure), nothing else.
+    pub only_failed: bool,
 }
 
 /// A tenant ready to run: validated configuration, resolved hosts, its egress policy.

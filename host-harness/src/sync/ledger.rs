@@ -22,13 +22,16 @@ pub struct Ledger {
     mapping_fingerprint: String,
     component_version: String,
     run_id: Option<RunId>,
+    /// An `--only-failed` run: sends only failing records, so it must not record the context
+    /// (a changed mapping would then never re-send the records it did not select).
+    only_failed: bool,
     /// Held for the whole run: no other run of this sync may start meanwhile.
     _lock: Option<RunLock>,
 }
 
 impl Ledger {
     /// Open the job's state; a real run also starts a run record.
-    pub fn open(job: &JobConfig, tenant: &Tenant, dry_run: bool) -> Result<Ledger, HostError> {
+    pub fn open(job: &JobConfig, tenant: &Tenant, dry_run: bool, only_failed: bool) -> Result<Ledger, HostError> {
         // A dry run writes nothing and needs no lock.
         let lock = if dry_run { None } else { Some(lock_run(&job.sync.state_dir, &tenant.sync_id)?) };
         let state = State::open(&job.sync.state_dir)?;
@@ -36,7 +39,10 @@ impl Ledger {
         // rebuilt component re-sends what it would now map differently.
         let component_version = format!("{} {}", tenant.spec.version, &tenant.plugin.hash()[..12]);
         let mapping_fingerprint = mapping_fingerprint(tenant.mode, &tenant.mapping, &tenant.settings);
-        let planner = Planner::new(state.sync(&tenant.sync_id), &mapping_fingerprint, &component_version).map_err(|e| plan_error(&tenant.name, e))?;
+        let mut planner = Planner::new(state.sync(&tenant.sync_id), &mapping_fingerprint, &component_version).map_err(|e| plan_error(&tenant.name, e))?;
+        if only_failed {
+            planner = planner.only_failed();
+        }
         let run_id = if dry_run { None } else { Some(state.sync(&tenant.sync_id).start_run()?) };
         Ok(Ledger {
             state: Mutex::new(state),
@@ -46,6 +52,7 @@ impl Ledger {
             mapping_fingerprint,
             component_version,
             run_id,
+            only_failed,
             _lock: lock,
         })
     }
@@ -105,7 +112,7 @@ impl Ledger {
             (None, Some(keys)) => sync.count_keys_absent(|k| keys.contains(k))?,
             _ => 0,
         };
-        if aborted.is_none() {
+        if aborted.is_none() && !self.only_failed {
             sync.set_meta(&self.mapping_fingerprint, &self.component_version)?;
         }
         let rc = RunCounts {

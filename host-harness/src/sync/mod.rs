@@ -12,6 +12,7 @@
 //! - [`concurrency`]: how many instances of one sync run at once.
 //! - [`report`]: the counts and the JSON run report.
 //! - [`progress`]: a live bar or periodic log lines.
+//! - [`triage`]: the failing records of a sync, grouped by error code with their fix.
 
 pub mod concurrency;
 pub mod harness;
@@ -21,5 +22,6 @@ pub mod progress;
 pub mod report;
 pub mod retry;
 pub mod run;
+pub mod triage;
 
 pub use harness::{Harness, RunOptions, Tenant};

@@ -13,6 +13,11 @@
 //! | last attempt failed on a validation error, fingerprint differs from the failed one | `RetryFailed(ChangedSinceFailure)` | yes |
 //! | last attempt failed on a validation error, same fingerprint | `StillInvalid` | no |
 //!
+//! An `--only-failed` run ([`decide_only_failed`]) sends every record whose last attempt failed,
+//! whatever the failure (`RetryFailed(Requested)`: the operator may have fixed the cause in
+//! Gladly, such as merging the duplicates of an ambiguous match), and no other record
+//! (`NotSelected`).
+//!
 //! # Streaming
 //! [`Planner::plan_batch`] takes one batch of `(row, mapped record)` pairs, looks their keys up
 //! with one batched state query per 256 keys and returns the decisions; nothing is kept between
@@ -40,6 +45,8 @@ pub enum RetryReason {
     Retryable,
     /// A validation failure, but the record (or mapping, or version) changed since.
     ChangedSinceFailure,
+    /// The operator asked to re-send the failing records (`--only-failed`).
+    Requested,
 }
 
 /// What to do with one mapped record.
@@ -62,6 +69,8 @@ pub enum Decision {
     },
     /// Failed validation with this very fingerprint: do not send.
     StillInvalid,
+    /// An `--only-failed` run and the record is not failing: not sent, state untouched.
+    NotSelected,
 }
 
 impl Decision {
@@ -78,6 +87,7 @@ impl Decision {
             Decision::Unchanged => "unchanged",
             Decision::RetryFailed { .. } => "retry-failed",
             Decision::StillInvalid => "still-invalid",
+            Decision::NotSelected => "not-selected",
         }
     }
 }
@@ -97,6 +107,14 @@ pub fn decide(state: Option<&RecordState>, fp: Fingerprint, context_changed: boo
         Decision::Unchanged
     } else {
         Decision::Changed { cause: if context_changed { ChangeCause::Context } else { ChangeCause::Data } }
+    }
+}
+
+/// The decision in an `--only-failed` run: every failing record is sent again, nothing else.
+pub fn decide_only_failed(state: Option<&RecordState>) -> Decision {
+    match state {
+        Some(s) if s.last_outcome == Outcome::Failed => Decision::RetryFailed { reason: RetryReason::Requested },
+        _ => Decision::NotSelected,
     }
 }
 
@@ -132,12 +150,14 @@ pub struct PlanCounts {
     pub retry_failed: u64,
     /// `StillInvalid`.
     pub still_invalid: u64,
+    /// `NotSelected` (an `--only-failed` run).
+    pub not_selected: u64,
 }
 
 impl PlanCounts {
     /// Records planned.
     pub fn total(&self) -> u64 {
-        self.new + self.changed + self.unchanged + self.retry_failed + self.still_invalid
+        self.new + self.changed + self.unchanged + self.retry_failed + self.still_invalid + self.not_selected
     }
 
     /// Records to send.
@@ -157,6 +177,7 @@ impl PlanCounts {
             Decision::Unchanged => self.unchanged += 1,
             Decision::RetryFailed { .. } => self.retry_failed += 1,
             Decision::StillInvalid => self.still_invalid += 1,
+            Decision::NotSelected => self.not_selected += 1,
         }
     }
 }
@@ -191,6 +212,7 @@ pub struct Planner {
     fingerprinter: Fingerprinter,
     context_change: Option<ContextChange>,
     counts: PlanCounts,
+    only_failed: bool,
 }
 
 impl Planner {
@@ -207,7 +229,14 @@ impl Planner {
             fingerprinter: Fingerprinter::new(mapping_fingerprint, component_version),
             context_change,
             counts: PlanCounts::default(),
+            only_failed: false,
         })
+    }
+
+    /// Plans an `--only-failed` run: see [`decide_only_failed`].
+    pub fn only_failed(mut self) -> Planner {
+        self.only_failed = true;
+        self
     }
 
     /// The fingerprinter of this plan's context.
@@ -229,7 +258,7 @@ impl Planner {
         for (row, rec) in batch {
             let fp = self.fingerprinter.fingerprint(&rec.payload);
             let st = known.remove(&rec.key);
-            let decision = decide(st.as_ref(), fp, context_changed);
+            let decision = if self.only_failed { decide_only_failed(st.as_ref()) } else { decide(st.as_ref(), fp, context_changed) };
             self.counts.add(decision);
             let (item, last_error) = match st {
                 Some(s) => {
@@ -241,7 +270,7 @@ impl Planner {
                         .then_some(SyncItem { row, known_id: s.remote_id, previous_payload: s.payload });
                     (item, err)
                 }
-                None => (Some(SyncItem { row, known_id: None, previous_payload: None }), None),
+                None => (decision.sends().then_some(SyncItem { row, known_id: None, previous_payload: None }), None),
             };
             out.push(Planned { key: rec.key, decision, fingerprint: fp, payload: rec.payload, item, last_error });
         }

@@ -18,6 +18,9 @@ pub struct Counts {
     pub unchanged: u64,
     /// Rows that failed validation before and have not changed since (not re-sent).
     pub still_invalid: u64,
+    /// Rows an `--only-failed` run did not select (not failing): not sent, state untouched.
+    #[serde(default)]
+    pub not_selected: u64,
     /// Records created.
     pub created: u64,
     /// Records updated.
@@ -187,7 +190,8 @@ impl RunReport {
             c.failed,
             c.skipped,
             c.invalid,
-            if c.still_invalid > 0 { format!(", still invalid (not re-sent) {}", c.still_invalid) } else { String::new() },
+            if c.still_invalid > 0 { format!(", still invalid (not re-sent) {}", c.still_invalid) } else { String::new() }
+                + &if c.not_selected > 0 { format!(", not failing (not selected by --only-failed) {}", c.not_selected) } else { String::new() },
             self.requests,
             self.elapsed_secs,
             self.requests_per_second,

@@ -54,7 +54,7 @@ impl Harness {
         }
         let meter = Meter::start(tenant);
         let limits = tenant.plugin.limits().clone();
-        let ledger = Ledger::open(job, tenant, opts.dry_run)?;
+        let ledger = Ledger::open(job, tenant, opts.dry_run, opts.only_failed)?;
         let shared = Arc::new(RunShared::default());
         let progress = Progress::new(opts.progress, &tenant.name);
 

@@ -119,6 +119,7 @@ impl Planning<'_, '_> {
         let counts = &mut self.recorder.counts;
         match planned.decision {
             Decision::Unchanged => counts.unchanged += 1,
+            Decision::NotSelected => counts.not_selected += 1,
             Decision::StillInvalid => {
                 counts.still_invalid += 1;
                 if let Some(e) = &planned.last_error {

@@ -297,3 +297,54 @@ async fn a_missing_token_variable_is_named() {
     }
     assert!(s.emu.requests().is_empty());
 }
+
+/// Failed-row triage: after a run with three kinds of failure (a server error the host retries
+/// next run, an ambiguous match it does not retry until the row changes, a row without an email
+/// refused before sending), `failures` lists them by code with the fix. Once the causes are
+/// fixed in Gladly, `sync --only-failed` re-sends just the failed records: a new row added
+/// meanwhile is left for the next normal run, which then sends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_lists_failing_rows_by_code_and_only_failed_resends_just_those() {
+    use gladly_emulator::{Fault, FaultRule, Method};
+    let s = Setup::new("cli-triage").await;
+    for id in ["twin-a", "twin-b"] {
+        s.emu.insert_profile("acme", serde_json::json!({"id": id, "name": id, "emails": [{"original": "twin@example.com"}]}));
+    }
+    s.emu.set_faults(vec![FaultRule::probability(Fault::Status5xx(503), 1.0).method(Method::POST)]);
+    let rows = "id,name,email\nt1,Tia New,tia@example.com\nt2,Twin,twin@example.com\nt3,No Email,\n";
+    let csv = s.dir.file("t.csv", rows);
+    let job = s.job("cli-triage", &csv).write(s.dir.join("triage.toml"));
+    let job_arg = job.to_str().unwrap();
+    let r = s.sync(&job, &s.dir.join("r1.json")).await;
+    assert_eq!(r.code, Some(1), "{}", r.all());
+
+    let r = cli(&["failures", "--config", job_arg, "--endpoint", &s.endpoint()], &[s.token_env()]).await;
+    assert_eq!(r.code, Some(0), "{}", r.all());
+    let expected = "3 failing row(s) in sync `cli-triage`, by error code:\n\n\
+        ambiguous-match (1 row): not retried until the row changes (or --only-failed)\n  \
+        fix: merge the duplicate profiles in Gladly, or map `id` to choose one.\n  rows: t2\n\n\
+        missing-field (1 row): refused before sending, fix the source row\n  \
+        fix: fill in the email column for this row, or filter such rows out of the model.\n  rows: t3\n\n\
+        server-error (1 row): retried by the next run\n";
+    assert!(r.stdout.starts_with(expected), "{}", r.all());
+    assert!(r.stdout.contains("  rows: t1\n\nRe-send just these rows: destination-host sync --only-failed --config <job>"), "{}", r.all());
+    assert_no_secret(&s.creds, "failures output", &r.all());
+
+    // The causes fixed in Gladly (no more 503s, the twins merged) and a new row in the source.
+    s.emu.set_faults(Vec::new());
+    s.emu.merge_profiles("acme", "twin-b", "twin-a");
+    s.dir.file("t.csv", &format!("{rows}t4,Uma New,uma@example.com\n"));
+    s.emu.clear_requests();
+    let only = cli(&["sync", "--only-failed", "--config", job_arg, "--endpoint", &s.endpoint()], &[s.token_env()]).await;
+    assert_eq!(only.code, Some(1), "the invalid row still fails: {}", only.all());
+    assert!(only.stdout.contains("created 1, updated 1,"), "{}", only.all());
+    assert!(only.stdout.contains("not failing (not selected by --only-failed) 1"), "{}", only.all());
+    let sent: Vec<String> = s.emu.requests().iter().map(|q| q.path.clone()).collect();
+    assert!(!sent.iter().any(|p| p.contains("uma")), "the new row was not sent: {sent:?}");
+    assert!(!s.emu.profiles("acme").iter().any(|p| p.to_string().contains("uma")), "no profile for the new row yet");
+
+    // The next normal run sends the new row and nothing else.
+    s.emu.clear_requests();
+    let next = s.sync(&job, &s.dir.join("r3.json")).await;
+    assert!(next.stdout.contains("created 1, updated 0, unchanged 2"), "{}", next.all());
+}
