@@ -5,15 +5,16 @@
 //! promise it breaks and the conformance test that must catch it, then a `git diff`. The task
 //! needs a clean working tree (patches are applied in place, so incremental builds stay cheap,
 //! and reverted after each run, also when a step fails). It first runs every named test on the
-//! unmutated tree (they must pass), then, per patch: apply, rebuild what it touches, run its
-//! test, revert. It prints one line per mutation and fails when a mutation is not caught.
+//! unmutated tree (they must pass), then, per patch: apply, rebuild what it touches (the
+//! components for `guest/`, the host's binaries for `host-harness/`, which the `cli` tests run),
+//! run its test, revert. It prints one line per mutation and fails when a mutation is not caught.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{ALLOW_EMULATOR, build, cargo, components_dir, node_host_packages, root, run};
+use crate::{ALLOW_EMULATOR, build, build_host, cargo, components_dir, node_host_packages, root, run};
 
 /// Where the mutation patches live.
 const MUTATIONS_DIR: &str = "tests/mutations";
@@ -25,6 +26,7 @@ struct Mutation {
     promise: String,
     test: String,
     touches_guest: bool,
+    touches_host: bool,
 }
 
 impl Mutation {
@@ -41,6 +43,7 @@ impl Mutation {
             promise: field("Promise:")?,
             test: field("Caught-by:")?,
             touches_guest: text.lines().any(|l| l.starts_with("diff --git a/guest/")),
+            touches_host: text.lines().any(|l| l.starts_with("diff --git a/host-harness/")),
             path: path.to_path_buf(),
         })
     }
@@ -95,6 +98,8 @@ pub fn mutants(filters: &[String]) -> Result<()> {
         bail!("no mutation in {MUTATIONS_DIR} matches {filters:?}");
     }
     build()?;
+    // The `cli` tests run the built `destination-host`.
+    build_host()?;
     node_host_packages()?;
     let tests: Vec<&str> = list.iter().map(|m| m.test.as_str()).collect();
     println!("control: the {} named tests on the unmutated tree", tests.len());
@@ -112,6 +117,9 @@ pub fn mutants(filters: &[String]) -> Result<()> {
             if m.touches_guest {
                 build()?;
             }
+            if m.touches_host {
+                build_host()?;
+            }
             let mut compile = cargo();
             compile.args(["test", "-q", "--no-run", "-p", "conformance", "--test", "all"]);
             run(compile).with_context(|| format!("{} does not build", m.name))?;
@@ -124,9 +132,12 @@ pub fn mutants(filters: &[String]) -> Result<()> {
         }
         rows.push(format!("| `{}` | {} | `{}` | {} |", m.name, m.promise, m.test, if caught { "caught" } else { "**missed**" }));
     }
+    // Leave the components and binaries built from the unmutated source.
     if list.iter().any(|m| m.touches_guest) {
-        // Leave the components built from the unmutated source.
         build()?;
+    }
+    if list.iter().any(|m| m.touches_host) {
+        build_host()?;
     }
     println!("\n| mutation | promise broken | test | result |\n|---|---|---|---|");
     for r in rows {
