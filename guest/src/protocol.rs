@@ -219,7 +219,7 @@ fn upsert(
     if let Some(id) = mapped.id.clone().or_else(|| item.known_id.clone()) {
         match update_by_id(api, &id, &mapped.profile, previous(item).as_ref(), None)? {
             Update::Done(outcome) => return Ok(Done { outcome, id }),
-            // Deleted or merged since: find the customer by email instead.
+            // Deleted or merged since: look the customer up by the match keys instead.
             Update::Gone(_) => {}
         }
     }
