@@ -1,6 +1,7 @@
 //! The organization's rate limit under load: several tenants of one Gladly organization share
-//! one budget, the host's own rate setting is kept, and the pace holds whatever shape the
-//! organization's limiter has. Rates are read from the emulator's arrival times in sliding
+//! one budget, the host's own rate setting is kept, and the pace holds against the leaky-bucket
+//! and fixed-window shapes of the organization's limiter (the sliding window is issue 14's).
+//! Rates are read from the emulator's arrival times in sliding
 //! one-second windows with a stated jitter allowance (`checks::busiest_second`); the emulator's
 //! own limiter, in the shape each test names, answers 429 to any excess.
 
