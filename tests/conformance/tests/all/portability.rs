@@ -1,8 +1,13 @@
 //! The same component in another host: the JavaScript host of `tests/portability/node` (the
-//! component transpiled by jco, run by Node.js) and the reference host run one fixed batch
-//! against two fresh emulators with the same faults. Both must report the same outcome, Gladly
-//! id and error code for every row, the same as written by hand below, and leave the same
-//! profiles. The component is the one `cargo xtask build` made; jco transpiles that file.
+//! component transpiled by jco, run by Node.js). The component is the one `cargo xtask build`
+//! made; jco transpiles that file.
+//!
+//! - Both hosts run one fixed batch against two fresh emulators with the same faults and must
+//!   report the same outcome, Gladly id and error code for every row, the same as written by
+//!   hand below, and leave the same profiles.
+//! - The hostile plugin runs in the Node host: its egress and secret promises hold there too.
+//! - The Node host paces to the organization's rate and cuts a slow answer off at its timeout.
+//! - `docs/PORTABILITY.md` lists exactly the imports of the built file.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -11,9 +16,9 @@ use std::time::Duration;
 use conformance::gladly_emulator::{
     DEFAULT_TOKEN, DEFAULT_USER, Emulator, EmulatorConfig, Fault, FaultRule, Method, Switches, User,
 };
+use conformance::host_harness::sync::report::RunReport;
 use conformance::test_kit::components::workspace_root;
 use conformance::test_kit::temp::TempDir;
-use conformance::host_harness::sync::report::RunReport;
 use conformance::{JobSpec, Rows, Session, component};
 use serde_json::{Value, json};
 
