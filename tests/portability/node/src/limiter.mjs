@@ -40,8 +40,6 @@ export class OrgLimiter {
     this.intervalMs = 1000 / (Math.max(1, perSecond) * PACING_HEADROOM);
     this.nextAt = 0;
     this.pausedUntil = 0;
-    /** When each permit was granted (performance.now() milliseconds), for tests and reports. */
-    this.grants = [];
   }
 
   /** Waits for a permit to send one request. */
@@ -50,7 +48,6 @@ export class OrgLimiter {
     const at = Math.max(now, this.nextAt, this.pausedUntil);
     sleepSync(at - now);
     this.nextAt = at + this.intervalMs;
-    this.grants.push(at);
   }
 
   /** Feeds what a response said: a 429 closes the gate for its Retry-After (or one window). */
