@@ -147,6 +147,7 @@ async fn main_inner(cli: Cli) -> Result<bool, String> {
         Command::Failures(args) => {
             // A dry run finds the rows refused before sending (never in state); state has the rest.
             let (job, mut opts) = load(&args)?;
+            host_harness::sync::triage::require_state(&job).map_err(|e| e.to_string())?;
             opts.dry_run = true;
             let harness = Harness::for_job(&job).map_err(|e| e.to_string())?;
             let tenant = harness.prepare(&job, &opts).await.map_err(|e| e.to_string())?;

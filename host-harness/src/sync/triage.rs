@@ -33,17 +33,22 @@ pub struct FailureGroup {
     pub keys: Vec<String>,
 }
 
+/// An error naming the fix when the job's sync has never run (no state file). Call it before
+/// anything that opens the state: opening creates the file.
+pub fn require_state(job: &JobConfig) -> Result<(), HostError> {
+    if job.sync.state_dir.join(STATE_FILE).exists() {
+        return Ok(());
+    }
+    Err(HostError::Config(format!(
+        "sync `{}` has no state in {} yet: run `destination-host sync` first",
+        job.sync.id,
+        job.sync.state_dir.display()
+    )))
+}
+
 /// The failing rows of the job's sync, grouped by code (codes in order): the records whose last
 /// attempt failed, from state, and `invalid` (the invalid-row failures of a dry run of the job).
-/// An error when the sync has no state yet.
 pub fn failures(job: &JobConfig, invalid: &[FailedRecord]) -> Result<Vec<FailureGroup>, HostError> {
-    if !job.sync.state_dir.join(STATE_FILE).exists() {
-        return Err(HostError::Config(format!(
-            "sync `{}` has no state in {} yet: run `destination-host sync` first",
-            job.sync.id,
-            job.sync.state_dir.display()
-        )));
-    }
     let state = State::open(&job.sync.state_dir)?;
     let mut groups: BTreeMap<String, FailureGroup> = BTreeMap::new();
     let mut add = |key: String, code: &str, message: &str, retryable: bool, invalid_row: bool| {

@@ -315,6 +315,9 @@ async fn failures_lists_failing_rows_by_code_and_only_failed_resends_just_those(
     let csv = s.dir.file("t.csv", rows);
     let job = s.job("cli-triage", &csv).write(s.dir.join("triage.toml"));
     let job_arg = job.to_str().unwrap();
+    let before = cli(&["failures", "--config", job_arg, "--endpoint", &s.endpoint()], &[s.token_env()]).await;
+    assert_eq!(before.code, Some(2), "{}", before.all());
+    assert!(before.stderr.contains("has no state in") && before.stderr.contains("yet: run `destination-host sync` first"), "{}", before.all());
     let r = s.sync(&job, &s.dir.join("r1.json")).await;
     assert_eq!(r.code, Some(1), "{}", r.all());
 
