@@ -168,6 +168,18 @@ pub struct RunReport {
     pub failures: Vec<FailedRecord>,
 }
 
+/// The rows planned but not sent, beyond the unchanged ones, as a suffix of the summary line.
+fn planned_aside(c: &Counts) -> String {
+    let mut s = String::new();
+    if c.still_invalid > 0 {
+        s.push_str(&format!(", still invalid (not re-sent) {}", c.still_invalid));
+    }
+    if c.not_selected > 0 {
+        s.push_str(&format!(", not failing (not selected by --only-failed) {}", c.not_selected));
+    }
+    s
+}
+
 impl RunReport {
     /// Whether any record failed (the CLI then exits non-zero).
     pub fn has_failures(&self) -> bool {
@@ -190,8 +202,7 @@ impl RunReport {
             c.failed,
             c.skipped,
             c.invalid,
-            if c.still_invalid > 0 { format!(", still invalid (not re-sent) {}", c.still_invalid) } else { String::new() }
-                + &if c.not_selected > 0 { format!(", not failing (not selected by --only-failed) {}", c.not_selected) } else { String::new() },
+            planned_aside(c),
             self.requests,
             self.elapsed_secs,
             self.requests_per_second,
