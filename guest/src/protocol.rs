@@ -261,7 +261,7 @@ fn upsert(
         Create::Conflict(mut e) => {
             // Someone created a profile with this email after our lookup: find it once more.
             let email = MatchKey::Email.value(&mapped.profile).unwrap_or_default();
-            let mut again = api.find_by_email(&email)?;
+            let mut again = api.find(MatchKey::Email, &email)?;
             if again.len() > 1 {
                 return Err(ambiguous(api, MatchKey::Email, &again));
             }

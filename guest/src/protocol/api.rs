@@ -132,22 +132,14 @@ impl Api<'_> {
         }
     }
 
-    pub(super) fn find_by_email(&mut self, email: &str) -> Result<Vec<Profile>, DestError> {
-        self.find(MatchKey::Email, email)
-    }
-
     /// Gladly's find by one key: every profile it returns.
     pub(super) fn find(&mut self, key: MatchKey, value: &str) -> Result<Vec<Profile>, DestError> {
-        let action = match key {
-            MatchKey::Email => "looking the customer up by email",
-            MatchKey::Phone => "looking the customer up by phone number",
-            MatchKey::ExternalCustomerId => "looking the customer up by external customer id",
-        };
+        let action = format!("looking the customer up by {}", key.label());
         let path = format!("{PROFILES}?{}={}", key.query(), encode(value));
-        let resp = self.send(Method::Get, &path, None, action)?;
+        let resp = self.send(Method::Get, &path, None, &action)?;
         match resp.status {
-            200 => self.parse(&resp, action),
-            _ => Err(classify::from_status(&resp, &self.step(action))),
+            200 => self.parse(&resp, &action),
+            _ => Err(classify::from_status(&resp, &self.step(&action))),
         }
     }
 
