@@ -57,6 +57,9 @@ pub enum HostError {
     /// The job's secret cannot be read.
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// The results target named in `[results]` cannot be opened or written.
+    #[error(transparent)]
+    Results(#[from] crate::results::ResultsError),
     /// A run was asked for a tenant prepared without credentials (a dry run's tenant).
     #[error("no API token available for tenant {tenant}")]
     MissingCredentials {

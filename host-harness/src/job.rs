@@ -9,6 +9,7 @@ use crate::error::HostError;
 use crate::sandbox::limits::Limits;
 use crate::contract::model::{FieldMapping, Setting, SyncMode};
 use crate::egress::credentials::SecretRef;
+use crate::results::ResultsConfig;
 use crate::source::SourceConfig;
 
 /// A whole job file.
@@ -29,6 +30,9 @@ pub struct JobConfig {
     /// Limits.
     #[serde(default)]
     pub limits: Limits,
+    /// Where each record's outcome is written back (opt-in).
+    #[serde(default)]
+    pub results: Option<ResultsConfig>,
 }
 
 /// `[sync]`.
@@ -102,6 +106,9 @@ impl JobConfig {
         fix(&mut self.sync.state_dir);
         if let Some(c) = self.sync.cache_dir.as_mut() {
             fix(c);
+        }
+        if let Some(r) = self.results.as_mut() {
+            r.resolve_paths(base);
         }
         // `-` means stdin for the file sources and stays as it is.
         match &mut self.source {

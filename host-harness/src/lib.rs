@@ -10,6 +10,7 @@
 //! | [`sync`] | harness and tenants, the run pipeline, planning, ledger, retries, report |
 //! | [`state`] | the SQLite sync state: schema, records, batches, runs |
 //! | [`source`] | warehouse rows from CSV, JSON Lines, SQLite and PostgreSQL |
+//! | [`results`] | each record's outcome, written back to a table or a JSON Lines file |
 //! | [`job`] | the job file the operator writes |
 //! | [`fingerprint`] | what the planner compares and the state stores |
 //! | [`error`] | host errors, grouped by what the caller should do |
@@ -23,6 +24,7 @@ pub mod egress;
 pub mod error;
 pub mod fingerprint;
 pub mod job;
+pub mod results;
 pub mod sandbox;
 pub mod source;
 pub mod state;

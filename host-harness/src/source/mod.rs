@@ -53,6 +53,8 @@ pub use self::config::{CsvConfig, DEFAULT_BATCH_SIZE, JsonlConfig, PostgresConfi
 pub use self::item::{InvalidRow, SourceError, SourceItem};
 pub use self::keys::KeyChecker;
 pub use self::postgres::redact_connection_string;
+pub(crate) use self::convert::unix_micros_to_rfc3339;
+pub(crate) use self::postgres::connection as postgres_connection;
 pub(crate) use self::reader::{ChannelReader, RawRecord, Reader, cell_error, open_input};
 
 use self::keyed::Keyed;

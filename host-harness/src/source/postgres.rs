@@ -330,8 +330,9 @@ fn decode_cell(d: Decode, raw: &[u8], name: &str, at: &str, error: &mut Option<c
     }
 }
 
-/// Connects, prepares the query, checks its column types and starts streaming it.
-pub(crate) fn open(cfg: &PostgresConfig) -> Result<ChannelReader, SourceError> {
+/// The source's connection settings from `url` or `url_env`, and the `host:port/db` they name
+/// (for messages: never the password).
+pub(crate) fn connection(cfg: &PostgresConfig) -> Result<(Config, String), SourceError> {
     let url = match (&cfg.url, &cfg.url_env) {
         (Some(u), None) => u.clone(),
         (None, Some(var)) => std::env::var(var).map_err(|_| {
@@ -347,6 +348,12 @@ pub(crate) fn open(cfg: &PostgresConfig) -> Result<ChannelReader, SourceError> {
         ))
     })?;
     let target = target_of(&pg);
+    Ok((pg, target))
+}
+
+/// Connects, prepares the query, checks its column types and starts streaming it.
+pub(crate) fn open(cfg: &PostgresConfig) -> Result<ChannelReader, SourceError> {
+    let (pg, target) = connection(cfg)?;
     let query = cfg.query.clone();
     let batch = i32::try_from(cfg.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).max(1)).unwrap_or(i32::MAX);
     let describe = format!("query on {target}");

@@ -8,6 +8,7 @@
 //! - [`records`]: what is known per record, and reading it.
 //! - [`batches`]: writing confirmed and failed records, many per transaction.
 //! - [`runs`]: one row per run, and per-sync metadata.
+//! - [`outbox`]: results waiting to be shipped to the operator's results table.
 //! - [`lock`]: one run per sync at a time.
 //! - [`error`]: what can go wrong, naming the file and the fix.
 //!
@@ -30,7 +31,7 @@
 //!   each applied in its own transaction together with the version bump ([`schema`]); a file from a newer
 //!   harness is refused rather than guessed at. `PRAGMA application_id` marks the file as ours.
 //!
-//! # Schema (version 2)
+//! # Schema (version 3)
 //! ```sql
 //! syncs(sync_id TEXT PRIMARY KEY, mapping_fingerprint TEXT NOT NULL,
 //!       component_version TEXT NOT NULL, updated_at TEXT NOT NULL)
@@ -48,6 +49,8 @@
 //!      started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL,
 //!      counts TEXT NOT NULL,                   -- RunCounts as JSON
 //!      message TEXT)
+//! results_outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, sync_id TEXT NOT NULL,
+//!      result TEXT NOT NULL)                   -- a result row as JSON, until it is shipped
 //! ```
 //! Times are RFC 3339 UTC text with milliseconds.
 //!
@@ -59,6 +62,7 @@ pub mod batches;
 pub mod database;
 pub mod error;
 pub mod lock;
+pub mod outbox;
 pub mod records;
 pub mod runs;
 pub mod schema;

@@ -66,6 +66,17 @@ pub const MIGRATIONS: &[&str] = &[
     DROP INDEX records_by_seen;
     ALTER TABLE records DROP COLUMN last_seen_run;
     "#,
+    // 3: the results outbox. A record's result is written here in the same transaction as its
+    // state, then shipped to the operator's results table and deleted: results are never ahead
+    // of state, and a killed run's unshipped results go out at the start of the next run.
+    r#"
+    CREATE TABLE results_outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        sync_id TEXT NOT NULL,
+        result TEXT NOT NULL
+    );
+    CREATE INDEX results_outbox_by_sync ON results_outbox (sync_id, seq);
+    "#,
 ];
 
 /// SQLite's current time as RFC 3339 UTC text with milliseconds.

@@ -141,6 +141,11 @@ impl Harness {
             }
         };
 
+        if let Some(results) = &job.results {
+            // Where results go is checked with the rest of the job; the target itself is opened
+            // when a run starts.
+            results.target(&job.source)?;
+        }
         check_grants(&job.policy.allow_hosts, &resolved.egress_hosts).map_err(HostError::Config)?;
         let allowed = intersect_hosts(&resolved.egress_hosts, &job.policy.allow_hosts);
         if allowed.is_empty() {

@@ -64,11 +64,13 @@ impl Ledger {
         planner.plan_batch(state.sync(&self.sync_id), batch).map_err(|e| plan_error(&self.tenant, e))
     }
 
-    /// Record confirmed and finally failed records, in one transaction.
+    /// Record confirmed and finally failed records, and queue their `results` (JSON rows for
+    /// the results outbox), in one transaction.
     pub fn record(
         &self,
         confirmed: &[(String, Fingerprint, RecordResult)],
         failed: &[(String, Fingerprint, RecordError)],
+        results: &[String],
     ) -> Result<(), HostError> {
         if self.run_id.is_none() {
             return Ok(());
@@ -82,7 +84,20 @@ impl Ledger {
         for (key, fp, e) in failed {
             b.record_failure(key, *fp, e, e.retryable)?;
         }
+        for r in results {
+            b.queue_result(r)?;
+        }
         Ok(b.commit()?)
+    }
+
+    /// The sync this ledger keeps.
+    pub fn sync_id(&self) -> &str {
+        &self.sync_id
+    }
+
+    /// The state's id of this run (`None` for a dry run, which writes nothing).
+    pub fn run_id(&self) -> Option<RunId> {
+        self.run_id
     }
 
     /// The planner's counters so far (new, changed, unchanged, retried, still invalid).

@@ -46,7 +46,7 @@ fn opens_an_empty_directory_and_migrates() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(tables, ["records", "runs", "syncs"]);
+    assert_eq!(tables, ["records", "results_outbox", "runs", "syncs"]);
 }
 
 #[test]

@@ -33,6 +33,7 @@ use self::send::Senders;
 use self::work::RunShared;
 use crate::error::HostError;
 use crate::job::JobConfig;
+use crate::results::Shipper;
 use crate::sync::ledger::Ledger;
 use crate::sync::progress::Progress;
 use crate::sync::report::{Counts, RunReport};
@@ -54,13 +55,29 @@ impl Harness {
         }
         let meter = Meter::start(tenant);
         let limits = tenant.plugin.limits().clone();
+        // A results target that cannot work is found before the run starts.
+        let results_target = match (&job.results, opts.dry_run) {
+            (Some(r), false) => Some(r.target(&job.source)?),
+            _ => None,
+        };
         let ledger = Ledger::open(job, tenant, opts.dry_run, opts.only_failed)?;
+        let shipper = match results_target {
+            Some(spec) => match Shipper::start(spec, job.sync.state_dir.clone(), tenant.sync_id.clone()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    let message = e.to_string();
+                    let _ = ledger.finish(&Counts::default(), 0, Some(&message), None);
+                    return Err(e.into());
+                }
+            },
+            None => None,
+        };
         let shared = Arc::new(RunShared::default());
         let progress = Progress::new(opts.progress, &tenant.name);
 
         let mut reader = Reader::spawn(job.source.clone());
         let mut senders = Senders::spawn(tenant, &limits, opts.dry_run, &shared);
-        let mut recorder = Recorder::new(&ledger, RetryPolicy::from_limits(&limits), &shared, &progress);
+        let mut recorder = Recorder::new(&ledger, RetryPolicy::from_limits(&limits), &shared, &progress, shipper.as_ref());
         let plan = Planning {
             tenant,
             ledger: &ledger,
@@ -78,6 +95,7 @@ impl Harness {
             retry_rounds::run(&mut senders, &mut recorder, &shared, limits.batch_size).await;
         }
         senders.close(&mut recorder).await;
+        recorder.flush_results();
         progress.finish();
         if let Some(e) = &plan.source_error {
             shared.abort(format!("the source failed: {e}"));
@@ -85,6 +103,14 @@ impl Harness {
 
         let Recorder { mut counts, failures, .. } = recorder;
         let mut notes = if opts.dry_run { preview_notes(tenant, &ledger, &shared, &plan, &counts) } else { Vec::new() };
+        if let Some(shipper) = shipper {
+            let target = shipper.target().to_string();
+            match tokio::task::spawn_blocking(move || shipper.finish()).await {
+                Ok(Ok(rows)) => notes.push(format!("{rows} result row(s) written to {target}")),
+                Ok(Err(e)) => shared.abort(format!("{e} (results not yet written stay in the sync state and go out with the next run)")),
+                Err(e) => shared.abort(format!("the results thread failed: {e}")),
+            }
+        }
         notes.extend(ledger.notes());
         let aborted = shared.abort_reason();
         let egress = meter.since_start(tenant);

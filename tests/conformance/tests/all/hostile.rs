@@ -273,7 +273,9 @@ async fn a_trap_on_one_row_in_map_rows_costs_only_that_row() {
 async fn an_echoed_token_is_scrubbed_from_everything_the_plugin_returns() {
     let logs = test_kit::logs::captured();
     let s = Setup::new("echo").await;
-    let job = s.job("echo-token", "echo-token", 2).config::<JobConfig>();
+    let mut job = s.job("echo-token", "echo-token", 2).config::<JobConfig>();
+    let results_file = job.sync.state_dir.with_file_name("echo-results.jsonl");
+    job.results = Some(host_harness::results::ResultsConfig { table: None, jsonl: Some(results_file.clone()) });
     let h = harness(limits(|_| {}));
     let t = prepare(&h, &job).await;
     let report = run(&h, &t, &job).await.expect("the run completes");
@@ -288,6 +290,10 @@ async fn an_echoed_token_is_scrubbed_from_everything_the_plugin_returns() {
 
     let report_json = serde_json::to_string_pretty(&report).unwrap();
     assert_no_secret(&s.creds, "the run report", &report_json);
+    let results = std::fs::read_to_string(&results_file).unwrap();
+    assert_eq!(results.lines().count(), 2, "{results}");
+    assert!(results.contains("authorization: Basic [redacted]"), "{results}");
+    assert_no_secret(&s.creds, "the results file", &results);
     let text = logs.text();
     let mine: Vec<&str> = text.lines().filter(|l| l.contains("echo-token")).collect();
     assert!(mine.iter().any(|l| l.contains("echoed: ") && l.contains("[redacted]")), "the echo was logged: {mine:?}");

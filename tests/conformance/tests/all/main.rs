@@ -14,6 +14,7 @@ mod invariants;
 mod policy;
 mod portability;
 mod rate;
+mod results;
 mod scenarios;
 mod sources_e2e;
 mod updates;
