@@ -1,11 +1,22 @@
 //! One request budget per destination organization, shared by every tenant and instance that
 //! writes to it.
 //!
-//! Pacing is a leaky bucket (one token per request, refilled evenly, no burst), so requests are
-//! spread across each second instead of bunched at its start: a server that counts fixed
-//! one-second windows then never sees more than the limit. On top of it sits a pause gate fed by
-//! the server's own signals: a 429 (with its `Retry-After`, when given) or a
-//! `Ratelimit-Remaining-Second: 0` closes the gate for a while; waiting callers wait, nobody fails.
+//! Gladly does not document how it counts its limit (fixed one-second windows, a sliding
+//! second, a leaky bucket). The pacing holds against all three:
+//! - **even spacing**: a leaky bucket (the `leaky-bucket` crate) hands out one permit every
+//!   `window / limit` (104 ms at 10/s), holding up to [`CATCH_UP_PERMITS`] so a timer that fired
+//!   late on a busy machine is made up for instead of lost;
+//! - **the window rule**: never more than `limit` permits within any `window` (1.04 s at
+//!   first), whatever the bucket allows. Any one-second count the server keeps, fixed or
+//!   sliding, then sees at most the limit, with 40 ms to spare for arrival jitter; a bucket of
+//!   `limit` requests leaking `limit` per second never overflows either.
+//!
+//! The server's signals adjust it: a 429 stretches the window by a quarter (up to twice the
+//! nominal one) and it shrinks back a little after every `limit` permits without a 429, so a
+//! stricter server costs a slightly slower pace, not a pause per refusal. A 429's
+//! `Retry-After` closes a gate for exactly that long (capped at [`MAX_SERVER_PAUSE`]); a 429
+//! without one closes nothing. `Ratelimit-Remaining-Second: 0` not explained by our own use
+//! holds back one spacing interval. Waiting callers wait, nobody fails.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -14,9 +25,23 @@ use std::time::Duration;
 use leaky_bucket::RateLimiter;
 use tokio::time::Instant;
 
-/// Headroom under the nominal limit, so that arrival jitter on the network cannot push two
-/// requests ten apart into one server window.
-const PACING_HEADROOM: f64 = 0.98;
+/// The nominal window the limit is spread over: 40 ms more than a second, so arrivals that
+/// shift by up to 40 ms (scheduling, the network) never put `limit + 1` into one server second.
+/// The pace is `limit / 1.04 s`, 96.2% of the limit.
+pub const WINDOW: Duration = Duration::from_millis(1040);
+
+/// The longest the window stretches after 429s: half the nominal pace.
+const MAX_WINDOW: Duration = Duration::from_millis(2080);
+
+/// How much one 429 stretches the window.
+const STRETCH_ON_429: f64 = 1.25;
+
+/// How much the window shrinks back (toward [`WINDOW`]) after `limit` permits without a 429,
+/// as a share of the nominal window.
+const SHRINK_STEP: f64 = 0.02;
+
+/// Permits the bucket may hold to make up for late timers; the window rule still applies.
+const CATCH_UP_PERMITS: usize = 3;
 
 /// The shortest refill interval: leaky-bucket refuses intervals under a millisecond, so fast
 /// budgets refill several permits per interval instead.
@@ -25,9 +50,6 @@ const MIN_INTERVAL: Duration = Duration::from_millis(10);
 /// Share of the limit our own permits of the last second must reach for a
 /// `Ratelimit-Remaining-Second: 0` to be explained by our own pacing (then no pause is needed).
 const OWN_USE_EXPLAINS_ZERO: f64 = 0.9;
-
-/// How long to hold back after a 429 that carried no `Retry-After`: one server window.
-const DEFAULT_429_PAUSE: Duration = Duration::from_secs(1);
 
 /// The longest a server's `Retry-After` can hold back an organization. A server's answer is
 /// untrusted: `Retry-After: 1e20` must not freeze every tenant of the organization for ever.
@@ -41,26 +63,38 @@ pub struct OrgLimiter {
     key: String,
     per_second: u32,
     bucket: RateLimiter,
+    /// One caller at a time applies the window rule, in arrival order.
+    turn: tokio::sync::Mutex<()>,
     paused_until: Mutex<Option<Instant>>,
-    /// When our permits of the last second were granted.
-    recent: Mutex<VecDeque<Instant>>,
+    window: Mutex<Window>,
+}
+
+/// The window rule's state.
+#[derive(Debug)]
+struct Window {
+    /// The current window (from [`WINDOW`] up to [`MAX_WINDOW`]).
+    length: Duration,
+    /// Our last `per_second` permits, oldest first.
+    grants: VecDeque<Instant>,
+    /// Permits since the window last changed.
+    since_change: u32,
 }
 
 impl OrgLimiter {
     /// A limiter allowing `per_second` requests per second (at least 1).
     pub fn new(key: impl Into<String>, per_second: u32) -> Self {
         let per_second = per_second.max(1);
-        let paced = f64::from(per_second) * PACING_HEADROOM;
-        let mut interval = Duration::from_secs_f64(1.0 / paced);
+        let mut interval = WINDOW / per_second;
         let mut refill = 1;
         if interval < MIN_INTERVAL {
             // Several permits per 10 ms: the same average, a burst of at most 1% of the limit.
+            let paced = f64::from(per_second) / WINDOW.as_secs_f64();
             refill = (paced * MIN_INTERVAL.as_secs_f64()).floor().max(1.0) as usize;
             interval = Duration::from_secs_f64(refill as f64 / paced);
         }
         let bucket = RateLimiter::builder()
             .initial(refill)
-            .max(refill)
+            .max(refill * CATCH_UP_PERMITS)
             .refill(refill)
             .interval(interval)
             .fair(true)
@@ -69,8 +103,9 @@ impl OrgLimiter {
             key: key.into(),
             per_second,
             bucket,
+            turn: tokio::sync::Mutex::new(()),
             paused_until: Mutex::new(None),
-            recent: Mutex::new(VecDeque::new()),
+            window: Mutex::new(Window { length: WINDOW, grants: VecDeque::new(), since_change: 0 }),
         }
     }
 
@@ -84,24 +119,40 @@ impl OrgLimiter {
         self.per_second
     }
 
+    /// The current window (longer than [`WINDOW`] after 429s).
+    pub fn window(&self) -> Duration {
+        self.window.lock().unwrap_or_else(|p| p.into_inner()).length
+    }
+
     /// Wait for a permit to send one request.
     pub async fn acquire(&self) {
         self.wait_pause().await;
         self.bucket.acquire_one().await;
-        // A 429 may have arrived while we queued; honour it before sending.
-        self.wait_pause().await;
-        let now = Instant::now();
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent.push_back(now);
-        forget_older_than_a_second(&mut recent, now);
+        let _turn = self.turn.lock().await;
+        loop {
+            // A 429 may have arrived while we queued; honour it before sending.
+            self.wait_pause().await;
+            let now = Instant::now();
+            let free_at = {
+                let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
+                match w.grants.front() {
+                    Some(&oldest) if w.grants.len() >= self.per_second as usize && oldest + w.length > now => oldest + w.length,
+                    _ => {
+                        w.grant(now, self.per_second);
+                        return;
+                    }
+                }
+            };
+            tokio::time::sleep_until(free_at).await;
+        }
     }
 
     /// Whether our own permits of the last second come close to the whole limit.
     fn own_use_explains_zero(&self) -> bool {
         let now = Instant::now();
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        forget_older_than_a_second(&mut recent, now);
-        recent.len() as f64 >= f64::from(self.per_second) * OWN_USE_EXPLAINS_ZERO
+        let w = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        let last_second = w.grants.iter().filter(|t| now.duration_since(**t) < Duration::from_secs(1)).count();
+        last_second as f64 >= f64::from(self.per_second) * OWN_USE_EXPLAINS_ZERO
     }
 
     async fn wait_pause(&self) {
@@ -126,7 +177,10 @@ impl OrgLimiter {
     /// Feed what a response said: its status, `Retry-After` and `Ratelimit-Remaining-Second`.
     pub fn observe(&self, status: u16, retry_after: Option<Duration>, remaining: Option<u64>) {
         if status == 429 {
-            self.pause_for(retry_after.unwrap_or(DEFAULT_429_PAUSE));
+            self.window.lock().unwrap_or_else(|p| p.into_inner()).stretch();
+            if let Some(wait) = retry_after {
+                self.pause_for(wait);
+            }
         } else if remaining == Some(0) && !self.own_use_explains_zero() {
             // Someone else (another integration of the same organization) is using the budget:
             // hold back for one pacing interval. When our own pacing used up the window (as it
@@ -137,9 +191,24 @@ impl OrgLimiter {
     }
 }
 
-fn forget_older_than_a_second(recent: &mut VecDeque<Instant>, now: Instant) {
-    while recent.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
-        recent.pop_front();
+impl Window {
+    /// Record a permit at `now`; after `per_second` permits without a 429, shrink back a step.
+    fn grant(&mut self, now: Instant, per_second: u32) {
+        self.grants.push_back(now);
+        while self.grants.len() > per_second as usize {
+            self.grants.pop_front();
+        }
+        self.since_change += 1;
+        if self.since_change >= per_second && self.length > WINDOW {
+            self.length = self.length.saturating_sub(WINDOW.mul_f64(SHRINK_STEP)).max(WINDOW);
+            self.since_change = 0;
+        }
+    }
+
+    /// A 429: slow down by a quarter, up to half the nominal pace.
+    fn stretch(&mut self) {
+        self.length = self.length.mul_f64(STRETCH_ON_429).min(MAX_WINDOW);
+        self.since_change = 0;
     }
 }
 
@@ -199,13 +268,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn paces_evenly_at_the_limit() {
-        // 10/s with 2% headroom asks for one permit every 1 / 9.8 s = 102.04 ms, the first at
-        // once. Tokio's timers round a sleep up to the next millisecond, so every gap is 103 ms
-        // and the real pace is 9.71/s, 97.1% of the limit.
+        // 10/s spread over 1.04 s: one permit every 104 ms (a whole number of milliseconds, so
+        // tokio's rounding of sleeps takes nothing off), the first at once: 96.2% of the limit.
         let times = permit_times(&OrgLimiter::new("acme", 10), 21).await;
         assert_eq!(times[0], Duration::ZERO);
         for (i, pair) in times.windows(2).enumerate() {
-            assert_eq!(pair[1] - pair[0], Duration::from_millis(103), "gap {i}");
+            assert_eq!(pair[1] - pair[0], Duration::from_millis(104), "gap {i}");
         }
     }
 
@@ -218,6 +286,19 @@ mod tests {
         }
     }
 
+    /// After a quiet spell (or a late timer on a busy machine) the bucket makes up three
+    /// permits at once, but the window rule still keeps the eleventh permit 1.04 s after the
+    /// first: the burst costs nothing a server could count.
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_after_a_quiet_spell_stays_within_the_window() {
+        let limiter = OrgLimiter::new("acme", 10);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let times = permit_times(&limiter, 11).await;
+        assert_eq!(times[..3], [Duration::ZERO; 3]);
+        assert!(times[9] < Duration::from_millis(1040), "the bucket alone would go on: {times:?}");
+        assert_eq!(times[10], Duration::from_millis(1040));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_429_pauses_everyone_for_retry_after() {
         let limiter = Arc::new(OrgLimiter::new("acme", 10));
@@ -225,18 +306,39 @@ mod tests {
         limiter.observe(429, Some(Duration::from_secs(3)), None);
         let start = Instant::now();
         limiter.acquire().await;
-        assert!(start.elapsed() >= Duration::from_secs(3));
-        assert!(start.elapsed() < Duration::from_millis(3200));
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
     }
 
+    /// A 429 without `Retry-After` costs no pause: the next permit comes at the usual spacing,
+    /// and the pace slows by a quarter (the limit spread over 1.3 s instead of 1.04 s).
     #[tokio::test(start_paused = true)]
-    async fn a_429_without_retry_after_pauses_one_window() {
+    async fn a_429_without_retry_after_slows_the_pace_without_a_pause() {
         let limiter = OrgLimiter::new("acme", 10);
         limiter.acquire().await;
         limiter.observe(429, None, None);
+        assert_eq!(limiter.window(), Duration::from_millis(1300));
         let start = Instant::now();
         limiter.acquire().await;
-        assert!(start.elapsed() >= Duration::from_secs(1));
+        assert_eq!(start.elapsed(), Duration::from_millis(104));
+        // Ten permits from the one at 0: the eleventh waits for the stretched window.
+        let times = permit_times(&limiter, 9).await;
+        assert_eq!(times.last().copied(), Some(Duration::from_millis(1300 - 104)));
+    }
+
+    /// The pace comes back: every ten permits without a 429 shrink the window by 20.8 ms, down
+    /// to the nominal 1.04 s; stretches stop at twice the nominal window.
+    #[tokio::test(start_paused = true)]
+    async fn the_window_shrinks_back_after_clean_permits_and_stretches_at_most_twofold() {
+        let limiter = OrgLimiter::new("acme", 10);
+        limiter.observe(429, None, None);
+        permit_times(&limiter, 10).await;
+        assert_eq!(limiter.window(), Duration::from_micros(1_279_200));
+        for _ in 0..10 {
+            limiter.observe(429, None, None);
+        }
+        assert_eq!(limiter.window(), Duration::from_millis(2080));
+        permit_times(&limiter, 2000).await;
+        assert_eq!(limiter.window(), WINDOW);
     }
 
     #[tokio::test(start_paused = true)]

@@ -57,7 +57,7 @@ pub async fn fairness(a: &Args) -> Result<Value> {
     for o in 0..orgs {
         let name = format!("org{o}");
         let mine: Vec<&RecordedRequest> = reqs.iter().filter(|r| r.org == name).collect();
-        let (rate, max_fixed, max_sliding) = rate_figures(&mine, latency);
+        let (rate, max_fixed, max_sliding) = rate_figures(&mine);
         let share = rate / f64::from(limit);
         let throttled = mine.iter().filter(|r| r.status == Some(429)).count();
         min_share = min_share.min(share);

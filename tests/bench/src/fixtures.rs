@@ -236,7 +236,12 @@ endpoint = "{endpoint}"
 /// An emulator on 127.0.0.1 admitting `rate_limit_per_second` requests per organization and
 /// answering after `latency`.
 pub async fn start_emulator(rate_limit_per_second: u32, latency: Duration) -> Result<Emulator> {
-    Ok(Emulator::start(EmulatorConfig { rate_limit_per_second, latency, ..Default::default() }).await?)
+    start_emulator_with(EmulatorConfig { rate_limit_per_second, latency, ..Default::default() }).await
+}
+
+/// Starts an emulator with any configuration (limiter shape, latency jitter, seed).
+pub async fn start_emulator_with(config: EmulatorConfig) -> Result<Emulator> {
+    Ok(Emulator::start(config).await?)
 }
 
 /// Prepares and runs one sync of `job`.

@@ -19,9 +19,9 @@ pub fn proc_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Requests per second over a span of requests (first arrival to last), and the largest number
-/// of requests counted in one of the emulator's one-second windows (counted after `latency`).
-pub fn rate_figures(reqs: &[&RecordedRequest], latency: Duration) -> (f64, u64, u64) {
+/// Requests per second over a span of requests (first arrival to last), the largest number of
+/// arrivals in one whole second since the emulator started, and in any one second (sliding).
+pub fn rate_figures(reqs: &[&RecordedRequest]) -> (f64, u64, u64) {
     if reqs.len() < 2 {
         return (0.0, reqs.len() as u64, reqs.len() as u64);
     }
@@ -31,7 +31,7 @@ pub fn rate_figures(reqs: &[&RecordedRequest], latency: Duration) -> (f64, u64, 
     let rate = if span > 0.0 { (reqs.len() - 1) as f64 / span } else { 0.0 };
     let mut windows: BTreeMap<u64, u64> = BTreeMap::new();
     for r in reqs {
-        *windows.entry((r.at + latency).as_secs()).or_default() += 1;
+        *windows.entry(r.at.as_secs()).or_default() += 1;
     }
     let max_fixed = windows.values().copied().max().unwrap_or(0);
     // Sliding one-second window over arrival times.

@@ -101,6 +101,9 @@ pub struct EmulatorConfig {
     pub rate_limit_shape: LimiterShape,
     /// Delay added before answering each request.
     pub latency: Duration,
+    /// Each request's delay is `latency` plus or minus up to this much, drawn from the seed
+    /// per request (uniform), as a real network and server vary.
+    pub latency_jitter: Duration,
     /// Known API users.
     pub users: Vec<User>,
     /// Undocumented-behaviour switches.
@@ -117,6 +120,7 @@ impl Default for EmulatorConfig {
             rate_limit_per_second: 10,
             rate_limit_shape: LimiterShape::default(),
             latency: Duration::ZERO,
+            latency_jitter: Duration::ZERO,
             users: vec![User::new(DEFAULT_USER, DEFAULT_TOKEN)],
             switches: Switches::default(),
             faults: Vec::new(),

@@ -162,7 +162,13 @@ async fn handle(
         }
     };
 
-    let latency = shared.latency();
+    // The limit is counted when a request arrives, as an API gateway in front of the server
+    // does; the latency is the server's own time to answer. Requests answered by an injected
+    // 429, 5xx or dropped connection never reach the limiter.
+    let counts = !matches!(fault, Some(Fault::DropBeforeApply | Fault::Status429 | Fault::Status5xx(_)));
+    let verdict = counts.then(|| shared.limiter.check(&org, Instant::now()));
+
+    let latency = shared.latency(ordinal);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -189,7 +195,8 @@ async fn handle(
         }
         _ => {
             let request = Request::from_parts(parts, Body::from(bytes));
-            normal(&shared, router, request, org).await
+            let verdict = verdict.unwrap_or_else(|| shared.limiter.check(&org, Instant::now()));
+            normal(&shared, router, request, org, verdict).await
         }
     };
 
@@ -232,14 +239,14 @@ async fn handle(
     resp
 }
 
-/// Rate limit, then auth, then the routes.
+/// The limiter's verdict (counted on arrival), then auth, then the routes.
 async fn normal(
     shared: &Shared,
     router: Router,
     mut request: Request<Body>,
     org: String,
+    state: RateState,
 ) -> Response {
-    let state = shared.limiter.check(&org, Instant::now());
     if !state.allowed {
         return too_many(shared, state);
     }

@@ -26,6 +26,8 @@ pub(crate) struct Shared {
     pub(crate) recorder: Recorder,
     switches: Mutex<Switches>,
     latency: Mutex<Duration>,
+    latency_jitter: Duration,
+    seed: u64,
     orgs: Mutex<HashMap<String, OrgStore>>,
     id_rng: Mutex<StdRng>,
     ordinal: AtomicU64,
@@ -41,6 +43,8 @@ impl Shared {
             recorder: Recorder::new(start),
             switches: Mutex::new(config.switches),
             latency: Mutex::new(config.latency),
+            latency_jitter: config.latency_jitter,
+            seed: config.seed,
             orgs: Mutex::new(HashMap::new()),
             // Generated ids follow the seed too, so a rerun produces the same ids.
             id_rng: Mutex::new(StdRng::seed_from_u64(config.seed ^ 0x1D5E_ED00)),
@@ -60,8 +64,16 @@ impl Shared {
         *lock(&self.switches) = switches;
     }
 
-    pub(crate) fn latency(&self) -> Duration {
-        *lock(&self.latency)
+    /// The delay before answering request `ordinal`: the latency, moved by up to the jitter
+    /// either way (a draw from the seed and the ordinal, so a rerun delays alike).
+    pub(crate) fn latency(&self, ordinal: u64) -> Duration {
+        let base = *lock(&self.latency);
+        if self.latency_jitter.is_zero() {
+            return base;
+        }
+        let unit = (crate::faults::splitmix(self.seed ^ ordinal.wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> 11) as f64 / (1u64 << 53) as f64;
+        let offset = self.latency_jitter.as_secs_f64() * (2.0 * unit - 1.0);
+        Duration::from_secs_f64((base.as_secs_f64() + offset).max(0.0))
     }
 
     pub(crate) fn set_latency(&self, latency: Duration) {
@@ -85,5 +97,29 @@ impl Shared {
                 return id;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With 100 ± 50 ms configured, every delay lies in [50, 150] ms, they spread over most of
+    /// that range, and the same seed gives the same delays.
+    #[test]
+    fn jittered_latency_stays_in_its_range_and_follows_the_seed() {
+        let config = |seed| EmulatorConfig {
+            latency: Duration::from_millis(100),
+            latency_jitter: Duration::from_millis(50),
+            seed,
+            ..EmulatorConfig::default()
+        };
+        let a = Shared::new(config(4));
+        let delays: Vec<Duration> = (1..=1000).map(|n| a.latency(n)).collect();
+        let (min, max) = (delays.iter().min().unwrap(), delays.iter().max().unwrap());
+        assert!(*min >= Duration::from_millis(50) && *max <= Duration::from_millis(150), "{min:?}..{max:?}");
+        assert!(*min < Duration::from_millis(55) && *max > Duration::from_millis(145), "{min:?}..{max:?}");
+        let b = Shared::new(config(4));
+        assert_eq!(delays, (1..=1000).map(|n| b.latency(n)).collect::<Vec<_>>());
     }
 }

@@ -23,6 +23,9 @@ struct Args {
     /// Delay added before answering each request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// Each request's delay varies by up to this many milliseconds either way.
+    #[arg(long, default_value_t = 0)]
+    latency_jitter_ms: u64,
     /// Seed for generated ids (and fault draws).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -40,6 +43,7 @@ async fn main() -> std::io::Result<()> {
         rate_limit_per_second: args.rate_limit,
         rate_limit_shape: args.rate_limit_shape,
         latency: Duration::from_millis(args.latency_ms),
+        latency_jitter: Duration::from_millis(args.latency_jitter_ms),
         seed: args.seed,
         ..EmulatorConfig::default()
     };
