@@ -20,7 +20,7 @@ use std::time::Duration;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST};
 use http::uri::{Authority, Scheme, Uri};
 use http::{HeaderName, HeaderValue, Method};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use tokio::time::Instant;
 use wasmtime_wasi_http::{
     DEFAULT_FORBIDDEN_HEADERS, Error as HttpError, ForbiddenHeaderFilter, RequestOptions, WasiBody,
@@ -283,6 +283,22 @@ fn capped(body: WasiBody, cap: usize, too_big: fn(u64) -> HttpError) -> WasiBody
         .boxed_unsync()
 }
 
+/// A body read whole whose length the plugin did not declare: one data frame, no size hint,
+/// so the connection frames it as the plugin did (chunked).
+struct LengthUnknown(Option<bytes::Bytes>);
+
+impl hyper::body::Body for LengthUnknown {
+    type Data = bytes::Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.take().map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
 type ResponseFuture = Box<
     dyn Future<
             Output = Result<
@@ -318,7 +334,25 @@ impl WasiHttpHooks for EgressHooks {
         Box::new(async move {
             let (slot, host, options) = checked?;
             let caps = policy.caps;
-            let mut request = request.map(|b| capped(b, caps.request_bytes, |n| HttpError::HttpRequestBodySize(Some(n))));
+            // The whole body is read before anything is sent. Handed to the connection as a
+            // stream, a body with a `Content-Length` is dropped by the client as soon as that
+            // many bytes went out, and the guest's closing flush could then find its stream
+            // closed although the request succeeded. Read whole (bodies are capped), it goes
+            // out with its length, and the rate permit is taken only once it is ready.
+            let (parts, body) = request.into_parts();
+            let body = capped(body, caps.request_bytes, |n| HttpError::HttpRequestBodySize(Some(n)));
+            let read_for = options.first_byte_timeout.unwrap_or(policy.timeouts.request);
+            let bytes = match tokio::time::timeout(read_for, body.collect()).await {
+                Ok(collected) => collected?.to_bytes(),
+                Err(_) => return Err(HttpError::ConnectionWriteTimeout),
+            };
+            // The plugin's framing is kept: a body it sent without a length still goes chunked.
+            let body = if parts.headers.contains_key(CONTENT_LENGTH) || bytes.is_empty() {
+                Full::new(bytes).map_err(|never| match never {}).boxed_unsync()
+            } else {
+                LengthUnknown(Some(bytes)).boxed_unsync()
+            };
+            let mut request = http::Request::from_parts(parts, body);
 
             let headers = request.headers_mut();
             headers.remove(AUTHORIZATION);
