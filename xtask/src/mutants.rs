@@ -7,7 +7,9 @@
 //! and reverted after each run, also when a step fails). It first runs every named test on the
 //! unmutated tree (they must pass), then, per patch: apply, rebuild what it touches (the
 //! components for `guest/`, the host's binaries for `host-harness/`, which the `cli` tests run),
-//! run its test, revert. It prints one line per mutation and fails when a mutation is not caught.
+//! run its test, revert, and rebuild from the reverted source before the next mutation (so none
+//! is tested against another's component or binary). It prints one line per mutation and fails
+//! when a mutation is not caught.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -107,7 +109,17 @@ pub fn mutants(filters: &[String]) -> Result<()> {
 
     let mut missed = Vec::new();
     let mut rows = Vec::new();
+    // What the last mutation rebuilt from mutated source: rebuilt from the reverted source before
+    // the next mutation runs, so no mutation is tested against another's component or binary.
+    let (mut guest_stale, mut host_stale) = (false, false);
     for m in &list {
+        if guest_stale && !m.touches_guest {
+            build()?;
+        }
+        if host_stale && !m.touches_host {
+            build_host()?;
+        }
+        (guest_stale, host_stale) = (m.touches_guest, m.touches_host);
         println!("mutation {}: {}", m.name, m.promise);
         let mut apply = git(&["apply"]);
         apply.arg(&m.path);
@@ -133,10 +145,10 @@ pub fn mutants(filters: &[String]) -> Result<()> {
         rows.push(format!("| `{}` | {} | `{}` | {} |", m.name, m.promise, m.test, if caught { "caught" } else { "**missed**" }));
     }
     // Leave the components and binaries built from the unmutated source.
-    if list.iter().any(|m| m.touches_guest) {
+    if guest_stale {
         build()?;
     }
-    if list.iter().any(|m| m.touches_host) {
+    if host_stale {
         build_host()?;
     }
     println!("\n| mutation | promise broken | test | result |\n|---|---|---|---|");

@@ -33,7 +33,7 @@ use self::send::Senders;
 use self::work::RunShared;
 use crate::error::HostError;
 use crate::job::JobConfig;
-use crate::results::Shipper;
+use crate::results::{ResultsError, Shipper};
 use crate::sync::ledger::Ledger;
 use crate::sync::progress::Progress;
 use crate::sync::report::{Counts, RunReport};
@@ -62,14 +62,21 @@ impl Harness {
         };
         let ledger = Ledger::open(job, tenant, opts.dry_run, opts.only_failed)?;
         let shipper = match results_target {
-            Some(spec) => match Shipper::start(spec, job.sync.state_dir.clone(), tenant.sync_id.clone()) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    let message = e.to_string();
-                    let _ = ledger.finish(&Counts::default(), 0, Some(&message), None);
-                    return Err(e.into());
+            Some(spec) => {
+                // Opening the target (a database connection) and delivering leftovers block.
+                let (dir, sync_id) = (job.sync.state_dir.clone(), tenant.sync_id.clone());
+                let started = tokio::task::spawn_blocking(move || Shipper::start(spec, dir, sync_id))
+                    .await
+                    .unwrap_or_else(|e| Err(ResultsError::Config(format!("the results thread failed to start: {e}"))));
+                match started {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        let message = e.to_string();
+                        let _ = ledger.finish(&Counts::default(), 0, Some(&message), None);
+                        return Err(e.into());
+                    }
                 }
-            },
+            }
             None => None,
         };
         let shared = Arc::new(RunShared::default());
