@@ -195,7 +195,11 @@ impl Window {
     /// Record a permit at `now`; after `per_second` permits without a 429, shrink back a step.
     fn grant(&mut self, now: Instant, per_second: u32) {
         self.grants.push_back(now);
-        while self.grants.len() > per_second as usize {
+        // Only the last `per_second` permits of the current window can hold the next one back:
+        // older ones go, so a very large limit does not keep every permit ever granted.
+        while self.grants.len() > per_second as usize
+            || self.grants.front().is_some_and(|t| now.duration_since(*t) >= self.length)
+        {
             self.grants.pop_front();
         }
         self.since_change += 1;
@@ -297,6 +301,17 @@ mod tests {
         assert_eq!(times[..3], [Duration::ZERO; 3]);
         assert!(times[9] < Duration::from_millis(1040), "the bucket alone would go on: {times:?}");
         assert_eq!(times[10], Duration::from_millis(1040));
+    }
+
+    /// Permits older than the window are forgotten: a very large limit keeps only what one
+    /// window granted.
+    #[tokio::test(start_paused = true)]
+    async fn only_the_current_windows_permits_are_kept() {
+        let limiter = OrgLimiter::new("fast", 1_000_000);
+        permit_times(&limiter, 500).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        limiter.acquire().await;
+        assert_eq!(limiter.window.lock().unwrap().grants.len(), 1);
     }
 
     #[tokio::test(start_paused = true)]
