@@ -17,6 +17,9 @@ use crate::sync::progress::Progress;
 use crate::sync::report::{Counts, FailedRecord};
 use crate::sync::retry::RetryPolicy;
 
+/// Result rows of rejected rows held before they are committed on their own.
+const PENDING_RESULTS_MAX: usize = 1000;
+
 /// The recorder of one run, and what it has counted so far.
 pub(super) struct Recorder<'a> {
     ledger: &'a Ledger,
@@ -62,6 +65,11 @@ impl<'a> Recorder<'a> {
         self.counts.invalid += 1;
         self.failures.push(FailedRecord::new(key, error, 0, "invalid-row"));
         self.result(|stamp| stamp.rejected(key, error));
+        // A source full of invalid rows sends nothing to carry their results: commit them in
+        // batches of their own rather than hold them all.
+        if self.results.as_ref().is_some_and(|r| r.pending.len() >= PENDING_RESULTS_MAX) {
+            self.commit(&[], &[]);
+        }
     }
 
     /// Queue a result row for the next state transaction (when write-back is on).
