@@ -6,23 +6,23 @@
 //! 1. the recorder builds a [`ResultRow`] for every record the run sent or rejected;
 //! 2. the ledger writes it to the state's outbox **in the same transaction** as the record's
 //!    state ([`crate::state::outbox`]): a result is never ahead of the state it reports;
-//! 3. the [`shipper`] thread delivers committed outbox rows to the [`target`] and then deletes
-//!    them. Each row carries a unique `result_id`, and the targets skip an id they already
-//!    hold, so a process killed between delivering and deleting repeats nothing; the next run
-//!    ships what a killed run left in the outbox before it sends anything.
+//! 3. the [`shipper`] thread delivers committed outbox rows to the target ([`targets`]) and
+//!    then deletes them. Each row carries a unique `result_id`, and the targets skip an id they
+//!    already hold, so a process killed between delivering and deleting repeats nothing; the
+//!    next run ships what a killed run left in the outbox before it sends anything.
 //!
 //! Rows the planner left alone (unchanged since the last confirmed sync, or still rejected with
 //! the same data) get no new result: their latest result still says what happened to them.
 //!
 //! - [`config`]: the job file's `[results]` section and where it points;
 //! - [`row`]: the result row and how the recorder stamps it;
-//! - [`target`]: the SQLite, PostgreSQL and JSON Lines writers;
+//! - [`targets`]: the SQLite, PostgreSQL and JSON Lines writers;
 //! - [`shipper`]: the thread that moves results from the outbox to the target.
 
 pub mod config;
 pub mod row;
 pub mod shipper;
-pub mod target;
+pub mod targets;
 
 pub use self::config::{ResultsConfig, TargetSpec};
 pub use self::row::{ResultRow, ResultStamp};

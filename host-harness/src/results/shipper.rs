@@ -14,7 +14,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
-use super::target::{self, Target};
+use super::targets::{self, Target};
 use super::{ResultRow, ResultsError, TargetSpec};
 use crate::state::State;
 
@@ -126,7 +126,7 @@ struct Worker {
 
 impl Worker {
     fn open(spec: &TargetSpec, state_dir: &std::path::Path, sync_id: String) -> Result<Worker, ResultsError> {
-        let target = target::open(spec)?;
+        let target = targets::open(spec)?;
         let state = State::open(state_dir)?;
         Ok(Worker { target, state, sync_id })
     }
@@ -202,7 +202,7 @@ mod tests {
         let mut stamp = ResultStamp::new("s", 1);
         let rows: Vec<ResultRow> = ["k1", "k2", "k3"].iter().map(|k| stamp.confirmed(k, Outcome::Created, Some("g"), 1)).collect();
         // Delivered before the kill, but not yet removed from the outbox.
-        target::open(&spec).unwrap().write(&rows[..1]).unwrap();
+        targets::open(&spec).unwrap().write(&rows[..1]).unwrap();
         {
             let state = State::open(dir.join("state")).unwrap();
             let mut b = state.sync("s").batch().unwrap();
