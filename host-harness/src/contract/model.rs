@@ -152,6 +152,17 @@ pub enum ErrorCode {
     PluginFailure,
 }
 
+impl ErrorCategory {
+    /// The category as its stable kebab-case label (as serialized).
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorCategory::FixConfig => "fix-config",
+            ErrorCategory::SkipRecord => "skip-record",
+            ErrorCategory::RetryLater => "retry-later",
+        }
+    }
+}
+
 impl ErrorCode {
     /// The code as its stable kebab-case label.
     pub fn label(self) -> &'static str {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::contract::model::{Outcome, RecordError};
 use crate::state::RunId;
+use crate::state::records::outcome_label;
 
 /// What happened to one record in one run. Built only from the sync's ids, the row key, the
 /// outcome and the error the sandbox already cleaned of secrets.
@@ -103,31 +104,12 @@ impl ResultStamp {
 impl ResultRow {
     fn with_error(mut self, e: &RecordError) -> ResultRow {
         self.error_code = Some(e.code.label().to_string());
-        self.category = Some(category_label(e.category).to_string());
+        self.category = Some(e.category.label().to_string());
         self.field = e.field.clone();
         self.message = Some(e.message.clone());
         self.http_status = e.http_status;
         self.retried_next_run = e.retryable;
         self
-    }
-}
-
-fn outcome_label(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Created => "created",
-        Outcome::Updated => "updated",
-        Outcome::Unchanged => "unchanged",
-        Outcome::Skipped => "skipped",
-        Outcome::Failed => "failed",
-    }
-}
-
-fn category_label(c: crate::contract::model::ErrorCategory) -> &'static str {
-    use crate::contract::model::ErrorCategory::*;
-    match c {
-        FixConfig => "fix-config",
-        SkipRecord => "skip-record",
-        RetryLater => "retry-later",
     }
 }
 

@@ -14,23 +14,49 @@ use std::collections::HashSet;
 
 use super::{ResultRow, ResultsError, TargetSpec};
 
-/// The columns of a results table, in order.
-pub const COLUMNS: [&str; 14] = [
-    "result_id",
-    "sync_id",
-    "run_id",
-    "row_key",
-    "outcome",
-    "gladly_id",
-    "error_code",
-    "category",
-    "field",
-    "message",
-    "http_status",
-    "attempts",
-    "retried_next_run",
-    "recorded_at",
+/// One column of a results table: its name and its type in each database.
+pub struct Column {
+    /// The name (also the key of a JSON Lines object).
+    pub name: &'static str,
+    /// Its declaration in SQLite.
+    pub sqlite: &'static str,
+    /// Its declaration in PostgreSQL.
+    pub postgres: &'static str,
+}
+
+const fn column(name: &'static str, sqlite: &'static str, postgres: &'static str) -> Column {
+    Column { name, sqlite, postgres }
+}
+
+/// The columns of a results table, in order: the one list both databases' tables, their shape
+/// check and their inserts are built from.
+pub const COLUMNS: [Column; 14] = [
+    column("result_id", "TEXT PRIMARY KEY NOT NULL", "TEXT PRIMARY KEY"),
+    column("sync_id", "TEXT NOT NULL", "TEXT NOT NULL"),
+    column("run_id", "INTEGER NOT NULL", "BIGINT NOT NULL"),
+    column("row_key", "TEXT NOT NULL", "TEXT NOT NULL"),
+    column("outcome", "TEXT NOT NULL", "TEXT NOT NULL"),
+    column("gladly_id", "TEXT", "TEXT"),
+    column("error_code", "TEXT", "TEXT"),
+    column("category", "TEXT", "TEXT"),
+    column("field", "TEXT", "TEXT"),
+    column("message", "TEXT", "TEXT"),
+    column("http_status", "INTEGER", "INTEGER"),
+    column("attempts", "INTEGER NOT NULL", "INTEGER NOT NULL"),
+    column("retried_next_run", "INTEGER NOT NULL", "BOOLEAN NOT NULL"),
+    column("recorded_at", "TEXT NOT NULL", "TIMESTAMPTZ NOT NULL"),
 ];
+
+/// The column names, comma-separated (for `SELECT` and `INSERT`).
+pub fn column_names() -> String {
+    COLUMNS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+}
+
+/// `CREATE TABLE IF NOT EXISTS` for `table` (already quoted), each column declared by `decl`.
+pub fn create_table(table: &str, decl: fn(&Column) -> &'static str) -> String {
+    let columns: Vec<String> = COLUMNS.iter().map(|c| format!("{} {}", c.name, decl(c))).collect();
+    format!("CREATE TABLE IF NOT EXISTS {table} ({})", columns.join(", "))
+}
 
 /// A place results are written to.
 pub trait Target: Send {
@@ -60,6 +86,6 @@ pub fn open(spec: &TargetSpec) -> Result<Box<dyn Target>, ResultsError> {
 pub(crate) fn shape_fix(table: &str) -> String {
     format!(
         "the table must have the columns {}; drop or rename the existing `{table}`, or set `[results] table` to another name",
-        COLUMNS.join(", ")
+        column_names()
     )
 }

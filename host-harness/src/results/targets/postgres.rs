@@ -8,7 +8,7 @@
 use postgres::types::ToSql;
 use postgres::{Client, NoTls};
 
-use super::{COLUMNS, Target, shape_fix};
+use super::{Target, column_names, create_table, shape_fix};
 use crate::results::config::TableName;
 use crate::results::{ResultRow, ResultsError};
 use crate::source::PostgresConfig;
@@ -34,28 +34,11 @@ impl PostgresTarget {
             .map_err(|e| fail(e.to_string(), "the results table lives in the source database: check that the server accepts the connection"))?;
         let t = table.quoted();
         client
-            .batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS {t} (
-                    result_id TEXT PRIMARY KEY,
-                    sync_id TEXT NOT NULL,
-                    run_id BIGINT NOT NULL,
-                    row_key TEXT NOT NULL,
-                    outcome TEXT NOT NULL,
-                    gladly_id TEXT,
-                    error_code TEXT,
-                    category TEXT,
-                    field TEXT,
-                    message TEXT,
-                    http_status INTEGER,
-                    attempts INTEGER NOT NULL,
-                    retried_next_run BOOLEAN NOT NULL,
-                    recorded_at TIMESTAMPTZ NOT NULL
-                )"
-            ))
+            .batch_execute(&create_table(&t, |c| c.postgres))
             .map_err(|e| fail(db_message(&e), "grant the source's user CREATE on the schema, or create the table yourself with the documented columns"))?;
         // The shape is checked before the index, which names the columns.
         client
-            .prepare(&format!("SELECT {} FROM {t} LIMIT 0", COLUMNS.join(", ")))
+            .prepare(&format!("SELECT {} FROM {t} LIMIT 0", column_names()))
             .map_err(|e| fail(format!("the existing table does not fit: {}", db_message(&e)), &shape_fix(&table.to_string())))?;
         client
             .batch_execute(&format!("CREATE INDEX IF NOT EXISTS {} ON {t} (sync_id, row_key, recorded_at)", table.quoted_index("by_row")))
@@ -116,7 +99,7 @@ impl Target for PostgresTarget {
             let sql = format!(
                 "INSERT INTO {} ({}) VALUES {} ON CONFLICT (result_id) DO NOTHING",
                 self.table.quoted(),
-                COLUMNS.join(", "),
+                column_names(),
                 tuples.join(", ")
             );
             let params: Vec<&(dyn ToSql + Sync)> = values.iter().flat_map(|row| row.iter().map(|b| b.as_ref())).collect();

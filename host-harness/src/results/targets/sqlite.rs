@@ -10,7 +10,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, params};
 
-use super::{COLUMNS, Target, shape_fix};
+use super::{Target, column_names, create_table, shape_fix};
 use crate::results::config::TableName;
 use crate::results::{ResultRow, ResultsError};
 
@@ -40,27 +40,10 @@ impl SqliteTarget {
             ));
         }
         let t = table.quoted();
-        conn.execute_batch(&format!(
-            "CREATE TABLE IF NOT EXISTS {t} (
-                result_id TEXT PRIMARY KEY NOT NULL,
-                sync_id TEXT NOT NULL,
-                run_id INTEGER NOT NULL,
-                row_key TEXT NOT NULL,
-                outcome TEXT NOT NULL,
-                gladly_id TEXT,
-                error_code TEXT,
-                category TEXT,
-                field TEXT,
-                message TEXT,
-                http_status INTEGER,
-                attempts INTEGER NOT NULL,
-                retried_next_run INTEGER NOT NULL,
-                recorded_at TEXT NOT NULL
-            )"
-        ))
-        .map_err(|e| fail(e.to_string(), "check that the file is writable"))?;
+        conn.execute_batch(&create_table(&t, |c| c.sqlite))
+            .map_err(|e| fail(e.to_string(), "check that the file is writable"))?;
         // The shape is checked before the index, which names the columns.
-        conn.prepare(&format!("SELECT {} FROM {t} LIMIT 0", COLUMNS.join(", ")))
+        conn.prepare(&format!("SELECT {} FROM {t} LIMIT 0", column_names()))
             .map_err(|e| fail(format!("the existing table does not fit: {e}"), &shape_fix(&table.to_string())))?;
         conn.execute_batch(&format!("CREATE INDEX IF NOT EXISTS {} ON {t} (sync_id, row_key, recorded_at)", table.quoted_index("by_row")))
             .map_err(|e| fail(e.to_string(), "check that the file is writable"))?;
@@ -83,7 +66,7 @@ impl Target for SqliteTarget {
                     "INSERT INTO {} ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
                      ON CONFLICT (result_id) DO NOTHING",
                     self.table.quoted(),
-                    COLUMNS.join(", ")
+                    column_names()
                 ))
                 .map_err(fail)?;
             for r in rows {
