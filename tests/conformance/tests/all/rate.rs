@@ -43,26 +43,32 @@ async fn tenants_of_one_org_share_its_rate() {
     s.assert_invariants(&[]);
 }
 
+/// At each seed, `rows` inserts at 10/s against an emulator with `config(seed)`: every row
+/// created once, no 429 of our own, and the invariants hold.
+async fn paces_without_429(tag: &str, rows: usize, seeds: [u64; 3], config: impl Fn(u64) -> EmulatorConfig) {
+    for seed in seeds {
+        let s = Session::start(config(seed)).await;
+        let spec = JobSpec::new("insert").sync_id(tag).people_mapping().rows(Rows::people(tag, rows)).rate(10);
+        let report = s.run_ok(&s.job(&spec)).await;
+        assert!(report.failures.is_empty(), "seed {seed}: {:#?}", report.failures);
+        assert_eq!(report.throttled, 0, "seed {seed}: no 429 of our own: {}\n{}", report.summary(), s.transcript());
+        assert_eq!(s.profiles().len(), rows, "seed {seed}");
+        s.assert_invariants(&[]);
+    }
+}
+
 /// Against fixed one-second windows whose boundaries fall at a phase drawn from the seed, the
 /// host's even pace causes no 429, at any of three phases: it does not lean on where the
 /// server's seconds begin.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pace_holds_against_fixed_windows_at_any_phase() {
-    for seed in [1, 2, 3] {
-        let config = EmulatorConfig {
-            rate_limit_per_second: 10,
-            rate_limit_shape: LimiterShape::FixedWindow,
-            seed,
-            ..EmulatorConfig::default()
-        };
-        let s = Session::start(config).await;
-        let spec = JobSpec::new("insert").sync_id("phase").people_mapping().rows(Rows::people("phase", 25)).rate(10);
-        let report = s.run_ok(&s.job(&spec)).await;
-        assert!(report.failures.is_empty(), "seed {seed}: {:#?}", report.failures);
-        assert_eq!(report.throttled, 0, "seed {seed}: no 429 of our own: {}", report.summary());
-        assert_eq!(s.profiles().len(), 25, "seed {seed}");
-        s.assert_invariants(&[]);
-    }
+    paces_without_429("phase", 25, [1, 2, 3], |seed| EmulatorConfig {
+        rate_limit_per_second: 10,
+        rate_limit_shape: LimiterShape::FixedWindow,
+        seed,
+        ..EmulatorConfig::default()
+    })
+    .await;
 }
 
 /// Against a sliding one-second window (the strictest way to count the limit) with answers
@@ -70,23 +76,15 @@ async fn the_pace_holds_against_fixed_windows_at_any_phase() {
 /// at three seeds (three phases and jitter draws).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pace_holds_against_a_sliding_window_with_jittered_latency() {
-    for seed in [4, 5, 6] {
-        let config = EmulatorConfig {
-            rate_limit_per_second: 10,
-            rate_limit_shape: LimiterShape::SlidingWindow,
-            latency: Duration::from_millis(150),
-            latency_jitter: Duration::from_millis(50),
-            seed,
-            ..EmulatorConfig::default()
-        };
-        let s = Session::start(config).await;
-        let spec = JobSpec::new("insert").sync_id("sliding").people_mapping().rows(Rows::people("slide", 30)).rate(10);
-        let report = s.run_ok(&s.job(&spec)).await;
-        assert!(report.failures.is_empty(), "seed {seed}: {:#?}", report.failures);
-        assert_eq!(report.throttled, 0, "seed {seed}: no 429 of our own: {}\n{}", report.summary(), s.transcript());
-        assert_eq!(s.profiles().len(), 30, "seed {seed}");
-        s.assert_invariants(&[]);
-    }
+    paces_without_429("slide", 30, [4, 5, 6], |seed| EmulatorConfig {
+        rate_limit_per_second: 10,
+        rate_limit_shape: LimiterShape::SlidingWindow,
+        latency: Duration::from_millis(150),
+        latency_jitter: Duration::from_millis(50),
+        seed,
+        ..EmulatorConfig::default()
+    })
+    .await;
 }
 
 /// An operator may run a tenant below the organization's limit: `[policy]
