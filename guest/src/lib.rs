@@ -27,6 +27,7 @@
 //!
 //! Protocol:
 //! - [`protocol`]: the per-record insert / update / upsert state machine.
+//! - [`upsert_order`]: whether an upsert creates or looks up first, learned per sync.
 //! - [`classify`]: HTTP status or transport failure → structured error.
 //! - [`connection`]: the `check-connection` call, one authenticated read.
 
@@ -72,3 +73,4 @@ pub mod profile;
 pub mod classify;
 pub mod connection;
 pub mod protocol;
+pub mod upsert_order;

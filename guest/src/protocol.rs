@@ -24,6 +24,7 @@ use crate::model::{
 use crate::profile::Profile;
 use crate::settings::{AttributePatch, Config};
 use crate::transport::Transport;
+use crate::upsert_order::{self, Recent};
 use api::{Api, Failure, Fetch, Update, location_id};
 
 /// A record that ended well: what happened and the Gladly id.
@@ -144,7 +145,11 @@ fn ambiguous(api: &Api, key: MatchKey, found: &[Profile]) -> Failure {
 /// Looks the customer up by each `match-on` key in turn. The first key with a value on the row
 /// that finds exactly one profile decides; several profiles on one key are an ambiguous match,
 /// never a pick; `None` when no key found anyone.
-fn find_by_match_keys(api: &mut Api, keys: &[MatchKey], desired: &Profile) -> Result<Option<Profile>, Failure> {
+fn find_by_match_keys(
+    api: &mut Api,
+    keys: &[MatchKey],
+    desired: &Profile,
+) -> Result<Option<Profile>, Failure> {
     for key in keys {
         let Some(value) = key.value(desired) else {
             continue;
@@ -212,15 +217,21 @@ fn conflict_on_phone_only(e: &DestError) -> bool {
 fn upsert(
     api: &mut Api,
     ctx: &BatchContext,
-    keys: &[MatchKey],
+    config: &Config,
     item: &SyncItem,
     mapped: &Mapped,
+    create_first: bool,
+    recent: &mut Recent,
 ) -> Result<Done, Failure> {
+    let keys = config.match_on.as_slice();
+    let mut create_first = create_first;
     if let Some(id) = mapped.id.clone().or_else(|| item.known_id.clone()) {
         match update_by_id(api, &id, &mapped.profile, previous(item).as_ref(), None)? {
             Update::Done(outcome) => return Ok(Done { outcome, id }),
-            // Deleted or merged since: look the customer up by the match keys instead.
-            Update::Gone(_) => {}
+            // Deleted or merged since: look the customer up by the match keys instead. A merge
+            // (the likelier cause) leaves the customer under another profile, where a create
+            // would only meet a 409: look up first.
+            Update::Gone(_) => create_first = false,
         }
     }
     if keys.iter().all(|k| k.value(&mapped.profile).is_none()) {
@@ -238,19 +249,16 @@ fn upsert(
         .with_field(names.first().copied().unwrap_or("email"))
         .into());
     }
-    let found = find_by_match_keys(api, keys, &mapped.profile)?;
     let id = ids::create_id(&ctx.sync_id, &api.key);
+    if create_first && recent.prefers_create() {
+        return create_then_find(api, &id, keys, &mapped.profile, recent);
+    }
+    let found = find_by_match_keys(api, keys, &mapped.profile)?;
+    if create_first {
+        recent.observe(found.is_some());
+    }
     if let Some(profile) = found {
-        let done = update_found(api, profile, &mapped.profile)?;
-        // Our own create id with nothing left to change: an earlier attempt created it and its
-        // answer was lost (or the run was killed before recording it). Report what happened.
-        if done.id == id && done.outcome == Outcome::Unchanged {
-            return Ok(Done {
-                outcome: Outcome::Created,
-                ..done
-            });
-        }
-        return Ok(done);
+        return update_match(api, &id, profile, &mapped.profile);
     }
     match create(api, &id, &mapped.profile)? {
         Create::Created(id) => Ok(Done {
@@ -278,6 +286,82 @@ fn upsert(
     }
 }
 
+/// Updates the profile a match key found. Our own create id with nothing left to change means an
+/// earlier attempt created it and its answer was lost (or the run was killed before recording
+/// it): that is reported as the create it was.
+fn update_match(
+    api: &mut Api,
+    own_id: &str,
+    found: Profile,
+    desired: &Profile,
+) -> Result<Done, Failure> {
+    let done = update_found(api, found, desired)?;
+    if done.id == own_id && done.outcome == Outcome::Unchanged {
+        return Ok(Done {
+            outcome: Outcome::Created,
+            ..done
+        });
+    }
+    Ok(done)
+}
+
+/// Create-first upsert: POST with our deterministic id; a 409 means a unique value (the email, a
+/// mobile phone, or our own id from an earlier attempt) is held, so the customer is looked up by
+/// the match keys and updated, exactly as a lookup-first upsert would have.
+fn create_then_find(
+    api: &mut Api,
+    own_id: &str,
+    keys: &[MatchKey],
+    desired: &Profile,
+    recent: &mut Recent,
+) -> Result<Done, Failure> {
+    let mut body = desired.to_value();
+    if let Value::Object(map) = &mut body {
+        map.insert("id".to_string(), Value::String(own_id.to_string()));
+    }
+    let resp = api.post(body)?;
+    match resp.status {
+        200 | 201 => {
+            recent.observe(false);
+            return Ok(Done {
+                outcome: Outcome::Created,
+                id: location_id(&resp).unwrap_or_else(|| own_id.to_string()),
+            });
+        }
+        409 => {}
+        _ => return Err(classify::from_status(&resp, &api.step("creating the profile")).into()),
+    }
+    let mut conflict = classify::from_status(&resp, &api.step("creating the profile"));
+    let found = find_by_match_keys(api, keys, desired)?;
+    recent.observe(
+        found
+            .as_ref()
+            .is_some_and(|p| p.id.as_deref() != Some(own_id)),
+    );
+    if let Some(profile) = found {
+        return update_match(api, own_id, profile, desired);
+    }
+    // No profile has the match value: our own id may hold it (the find index lags a create by
+    // seconds), or the value Gladly refused is another one.
+    match api.get(own_id)? {
+        Fetch::Found(p) => match update_by_id(api, own_id, desired, None, Some(p))? {
+            Update::Done(_) => Ok(Done {
+                outcome: Outcome::Created,
+                id: own_id.to_string(),
+            }),
+            Update::Gone(f) => Err(f),
+        },
+        Fetch::Gone(f) if f.error.code != ErrorCode::NotFound => Err(f),
+        Fetch::Gone(_) if conflict_on_phone_only(&conflict) => Err(conflict.into()),
+        Fetch::Gone(_) => {
+            // Held by a profile the find does not return yet: a later attempt will see it.
+            conflict.category = ErrorCategory::RetryLater;
+            conflict.retryable = true;
+            Err(conflict.into())
+        }
+    }
+}
+
 fn failed(key: &str, error: DestError, remote_id: Option<String>, requests: u32) -> RecordResult {
     RecordResult {
         key: key.to_string(),
@@ -297,6 +381,7 @@ fn sync_record(
     plan: &Plan,
     item: &SyncItem,
     transport: &mut dyn Transport,
+    recent: &mut Recent,
 ) -> RecordResult {
     let key = item.row.key.as_str();
     let mapped = match plan.map_row(config, &item.row) {
@@ -314,7 +399,14 @@ fn sync_record(
     let result = match mode {
         SyncMode::Insert => insert(&mut api, ctx, &mapped),
         SyncMode::Update => update(&mut api, item, &mapped),
-        SyncMode::Upsert => upsert(&mut api, ctx, &config.match_on, item, &mapped),
+        SyncMode::Upsert => {
+            let create_first = upsert_order::create_is_safe(
+                config.create_first,
+                &config.match_on,
+                &mapped.profile,
+            );
+            upsert(&mut api, ctx, config, item, &mapped, create_first, recent)
+        }
         // validate-config refuses these before any record is attempted.
         other => Err(DestError::new(
             ErrorCode::InvalidConfig,
@@ -348,6 +440,7 @@ pub fn sync_batch(
     let mut results = Vec::with_capacity(items.len());
     let mut fatal: Option<DestError> = None;
     let mut seen: BTreeSet<&str> = BTreeSet::new();
+    let mut recent = upsert_order::recall(&ctx.sync_id);
     for item in items {
         let key = item.row.key.as_str();
         if let Some(cause) = &fatal {
@@ -368,12 +461,13 @@ pub fn sync_batch(
             results.push(failed(key, e, None, 0));
             continue;
         }
-        let result = sync_record(ctx, config, mode, plan, item, transport);
+        let result = sync_record(ctx, config, mode, plan, item, transport, &mut recent);
         if let Some(e) = result.error.as_ref().filter(|e| e.is_batch_fatal()) {
             fatal = Some(e.clone());
         }
         results.push(result);
     }
+    upsert_order::remember(&ctx.sync_id, recent);
     results
 }
 

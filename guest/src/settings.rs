@@ -25,8 +25,10 @@ pub const KEY_ATTRIBUTE_MODE: &str = "custom-attribute-values";
 pub const KEY_ATTRIBUTE_PATCH: &str = "custom-attributes-patch";
 /// Config key: the ordered keys an upsert finds a customer by.
 pub const KEY_MATCH_ON: &str = "match-on";
+/// Config key: whether an upsert may create before it looks the customer up.
+pub const KEY_CREATE_FIRST: &str = "create-first";
 /// Every known key, in spec order.
-pub const KNOWN_KEYS: [&str; 7] = [
+pub const KNOWN_KEYS: [&str; 8] = [
     KEY_DOMAIN,
     KEY_USERNAME,
     KEY_SANDBOX,
@@ -34,6 +36,7 @@ pub const KNOWN_KEYS: [&str; 7] = [
     KEY_ATTRIBUTE_MODE,
     KEY_ATTRIBUTE_PATCH,
     KEY_MATCH_ON,
+    KEY_CREATE_FIRST,
 ];
 /// Default of `match-on`: the email, as before the setting existed.
 pub const DEFAULT_MATCH_ON: &str = "email";
@@ -45,6 +48,28 @@ pub const DEFAULT_ATTRIBUTE_MODE: &str = "string";
 /// `customAttributes` or replaces the map, so the default assumes it replaces: one extra read
 /// per changed attribute costs less than silently deleting what agents or other tools wrote.
 pub const DEFAULT_ATTRIBUTE_PATCH: &str = "replace";
+/// Default of `create-first`: learn from what the organization holds.
+pub const DEFAULT_CREATE_FIRST: &str = "auto";
+
+/// Whether an upsert of a row without a known Gladly id POSTs before it looks the customer up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateFirst {
+    /// Create first while most customers turn out new, find first while most already exist;
+    /// only where every match key is one Gladly keeps unique.
+    Auto,
+    /// Always look the customer up first (two requests for every new customer).
+    Off,
+}
+
+impl CreateFirst {
+    /// The setting value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CreateFirst::Auto => "auto",
+            CreateFirst::Off => "off",
+        }
+    }
+}
 
 /// How the organization's PATCH treats `customAttributes`, which decides whether changing one
 /// of our attributes needs a read first.
@@ -103,6 +128,8 @@ pub struct Config {
     pub attribute_patch: AttributePatch,
     /// The keys an upsert finds a customer by, in order.
     pub match_on: Vec<MatchKey>,
+    /// Whether an upsert may create before looking up.
+    pub create_first: CreateFirst,
 }
 
 impl Config {
@@ -130,6 +157,7 @@ impl Config {
             s(KEY_ATTRIBUTE_MODE, self.attribute_mode.as_str()),
             s(KEY_ATTRIBUTE_PATCH, self.attribute_patch.as_str()),
             s(KEY_MATCH_ON, &MatchKey::join(&self.match_on)),
+            s(KEY_CREATE_FIRST, self.create_first.as_str()),
         ]
     }
 
@@ -279,6 +307,21 @@ pub fn parse(settings: &[Setting]) -> Result<Config, Vec<ConfigProblem>> {
         }
     };
 
+    let create_first = match get(KEY_CREATE_FIRST).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Some(CreateFirst::Auto),
+        Some(v) if v == "auto" => Some(CreateFirst::Auto),
+        Some(v) if v == "off" => Some(CreateFirst::Off),
+        Some(_) => {
+            problems.push(ConfigProblem::new(
+                KEY_CREATE_FIRST,
+                "create-first must be auto or off.",
+                "Enter auto (create new customers with one request, look them up first while \
+                 most of them already exist) or off (always look the customer up first).",
+            ));
+            None
+        }
+    };
+
     match (
         domain,
         username,
@@ -287,6 +330,7 @@ pub fn parse(settings: &[Setting]) -> Result<Config, Vec<ConfigProblem>> {
         attribute_mode,
         attribute_patch,
         match_on,
+        create_first,
     ) {
         (
             Some(domain),
@@ -296,6 +340,7 @@ pub fn parse(settings: &[Setting]) -> Result<Config, Vec<ConfigProblem>> {
             Some(attribute_mode),
             Some(attribute_patch),
             Some(match_on),
+            Some(create_first),
         ) if problems.is_empty() => Ok(Config {
             domain,
             username,
@@ -304,6 +349,7 @@ pub fn parse(settings: &[Setting]) -> Result<Config, Vec<ConfigProblem>> {
             attribute_mode,
             attribute_patch,
             match_on,
+            create_first,
         }),
         _ => Err(problems),
     }
@@ -359,6 +405,7 @@ mod tests {
                 ("custom-attribute-values".into(), "string".into()),
                 ("custom-attributes-patch".into(), "replace".into()),
                 ("match-on".into(), "email".into()),
+                ("create-first".into(), "auto".into()),
             ]
         );
     }
@@ -373,6 +420,7 @@ mod tests {
             ("custom-attribute-values", "numbers"),
             ("custom-attributes-patch", "sometimes"),
             ("match-on", "email,loyaltyId"),
+            ("create-first", "always"),
             ("colour", "blue"),
         ]);
         let problems = parse(&s).unwrap_err();
@@ -386,6 +434,7 @@ mod tests {
             "custom-attribute-values",
             "custom-attributes-patch",
             "match-on",
+            "create-first",
         ] {
             assert!(keys.contains(&k), "missing problem for {k}: {keys:?}");
         }

@@ -7,9 +7,9 @@
 
 use crate::model::SyncMode;
 use crate::settings::{
-    DEFAULT_ATTRIBUTE_MODE, DEFAULT_ATTRIBUTE_PATCH, DEFAULT_MATCH_ON, DEFAULT_REGION,
-    KEY_ATTRIBUTE_MODE, KEY_ATTRIBUTE_PATCH, KEY_DEFAULT_REGION, KEY_DOMAIN, KEY_MATCH_ON,
-    KEY_SANDBOX, KEY_USERNAME,
+    DEFAULT_ATTRIBUTE_MODE, DEFAULT_ATTRIBUTE_PATCH, DEFAULT_CREATE_FIRST, DEFAULT_MATCH_ON,
+    DEFAULT_REGION, KEY_ATTRIBUTE_MODE, KEY_ATTRIBUTE_PATCH, KEY_CREATE_FIRST, KEY_DEFAULT_REGION,
+    KEY_DOMAIN, KEY_MATCH_ON, KEY_SANDBOX, KEY_USERNAME,
 };
 
 /// The kind of value a target field takes.
@@ -396,6 +396,17 @@ fn config_fields() -> Vec<ConfigField> {
             Some(DEFAULT_MATCH_ON),
             "externalCustomerId,email",
         ),
+        field(
+            KEY_CREATE_FIRST,
+            "Create before looking up",
+            "For upsert with match keys Gladly keeps unique (email, mobile phone): auto creates \
+             a customer the host has no Gladly id for with one request and falls back to a \
+             lookup when Gladly answers that the email or phone is taken; it switches to looking \
+             up first while most customers turn out to exist already, and back. off always looks \
+             up first. A match on externalCustomerId always looks up first.",
+            Some(DEFAULT_CREATE_FIRST),
+            "off",
+        ),
     ]
 }
 
@@ -436,7 +447,8 @@ mod tests {
                 "default-region",
                 "custom-attribute-values",
                 "custom-attributes-patch",
-                "match-on"
+                "match-on",
+                "create-first"
             ]
         );
         assert!(

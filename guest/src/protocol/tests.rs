@@ -73,7 +73,13 @@ fn created(id: &str) -> Reply {
     })
 }
 
+/// The settings most tests run with: lookups first (`create-first = off`), the order whose
+/// request sequences these tests were written for.
 fn config() -> Config {
+    config_with("off")
+}
+
+fn config_with(create_first: &str) -> Config {
     parse(&[
         Setting {
             key: "domain".into(),
@@ -82,6 +88,10 @@ fn config() -> Config {
         Setting {
             key: "username".into(),
             value: "api@acme.com".into(),
+        },
+        Setting {
+            key: "create-first".into(),
+            value: create_first.into(),
         },
     ])
     .unwrap()
@@ -140,7 +150,16 @@ fn ctx() -> BatchContext {
 }
 
 fn run(mode: SyncMode, items: &[SyncItem], fake: &mut Fake) -> Vec<RecordResult> {
-    let results = sync_batch(&ctx(), &config(), mode, &std_plan(), items, fake);
+    run_with(&config(), mode, items, fake)
+}
+
+fn run_with(
+    config: &Config,
+    mode: SyncMode,
+    items: &[SyncItem],
+    fake: &mut Fake,
+) -> Vec<RecordResult> {
+    let results = sync_batch(&ctx(), config, mode, &std_plan(), items, fake);
     assert_eq!(results.len(), items.len(), "one result per item");
     for (r, i) in results.iter().zip(items) {
         assert_eq!(r.key, i.row.key);
@@ -770,4 +789,259 @@ fn upsert_fast_path_on_a_merged_id_falls_back_to_email() {
         (code(&r[0]), r[0].remote_id.as_deref()),
         (ErrorCode::Merged, Some("c2"))
     );
+}
+
+// Create-first upserts (`create-first = auto`, the default).
+
+fn taken(attr: &str) -> Reply {
+    json_reply(409, json!({"errors": [{"attr": attr, "code": "taken"}]}))
+}
+
+fn find_email(email: &str) -> String {
+    format!("{PROFILES}?email={}", email.replace('@', "%40"))
+}
+
+#[test]
+fn create_first_creates_each_new_customer_with_one_request() {
+    let mut fake = Fake::default()
+        .on(Method::Post, PROFILES, created(&own_id("k1")))
+        .on(Method::Post, PROFILES, created(&own_id("k2")));
+    let items = [item("k1", "ann@x.io", "Ann"), item("k2", "bob@x.io", "Bob")];
+    let r = run_with(&config_with("auto"), SyncMode::Upsert, &items, &mut fake);
+    let got: Vec<_> = r.iter().map(|r| (r.outcome, r.requests)).collect();
+    assert_eq!(got, vec![(Outcome::Created, 1), (Outcome::Created, 1)]);
+    assert_eq!(fake.body(0)["id"], json!(own_id("k1")));
+}
+
+#[test]
+fn create_first_meeting_a_taken_email_updates_the_customer_who_holds_it() {
+    let mut fake = Fake::default()
+        .on(Method::Post, PROFILES, taken("emails"))
+        .on(
+            Method::Get,
+            &find_email("ann@x.io"),
+            json_reply(200, json!([profile("c7", "ann@x.io", "Old")])),
+        )
+        .on(Method::Patch, &format!("{PROFILES}/c7"), status(204));
+    let r = run_with(
+        &config_with("auto"),
+        SyncMode::Upsert,
+        &[item("k1", "ann@x.io", "Ann")],
+        &mut fake,
+    );
+    assert_eq!(
+        (r[0].outcome, r[0].requests, r[0].remote_id.as_deref()),
+        (Outcome::Updated, 3, Some("c7"))
+    );
+    assert_eq!(fake.body(2)["name"], json!("Ann"));
+}
+
+#[test]
+fn after_an_existing_customer_the_batch_looks_up_first_until_new_ones_dominate() {
+    let mut fake = Fake::default()
+        // k1: created first, but Ann exists.
+        .on(Method::Post, PROFILES, taken("emails"))
+        .on(
+            Method::Get,
+            &find_email("ann@x.io"),
+            json_reply(200, json!([profile("c1", "ann@x.io", "Old")])),
+        )
+        .on(Method::Patch, &format!("{PROFILES}/c1"), status(204))
+        // k2: 1 of 1 existed, so looked up first; Bob is new.
+        .on(
+            Method::Get,
+            &find_email("bob@x.io"),
+            json_reply(200, json!([])),
+        )
+        .on(Method::Post, PROFILES, created(&own_id("k2")))
+        // k3: 1 of 2 existed (half), still looked up first; Cy is new.
+        .on(
+            Method::Get,
+            &find_email("cy@x.io"),
+            json_reply(200, json!([])),
+        )
+        .on(Method::Post, PROFILES, created(&own_id("k3")))
+        // k4: 1 of 3 existed: created first again.
+        .on(Method::Post, PROFILES, created(&own_id("k4")));
+    let items = [
+        item("k1", "ann@x.io", "Ann"),
+        item("k2", "bob@x.io", "Bob"),
+        item("k3", "cy@x.io", "Cy"),
+        item("k4", "dee@x.io", "Dee"),
+    ];
+    let r = run_with(&config_with("auto"), SyncMode::Upsert, &items, &mut fake);
+    let got: Vec<_> = r.iter().map(|r| (r.outcome, r.requests)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (Outcome::Updated, 3),
+            (Outcome::Created, 2),
+            (Outcome::Created, 2),
+            (Outcome::Created, 1)
+        ]
+    );
+}
+
+#[test]
+fn what_one_batch_learned_decides_the_next_batch_of_the_same_sync() {
+    let mut fake = Fake::default()
+        .on(Method::Post, PROFILES, taken("emails"))
+        .on(
+            Method::Get,
+            &find_email("ann@x.io"),
+            json_reply(200, json!([profile("c1", "ann@x.io", "Old")])),
+        )
+        .on(Method::Patch, &format!("{PROFILES}/c1"), status(204));
+    run_with(
+        &config_with("auto"),
+        SyncMode::Upsert,
+        &[item("k1", "ann@x.io", "Ann")],
+        &mut fake,
+    );
+    // Same instance (thread), next batch: Bob is looked up first.
+    let mut fake = Fake::default()
+        .on(
+            Method::Get,
+            &find_email("bob@x.io"),
+            json_reply(200, json!([profile("c2", "bob@x.io", "Old")])),
+        )
+        .on(Method::Patch, &format!("{PROFILES}/c2"), status(204));
+    let r = run_with(
+        &config_with("auto"),
+        SyncMode::Upsert,
+        &[item("k2", "bob@x.io", "Bob")],
+        &mut fake,
+    );
+    assert_eq!((r[0].outcome, r[0].requests), (Outcome::Updated, 2));
+}
+
+#[test]
+fn create_first_meeting_its_own_earlier_create_reports_created() {
+    let id = own_id("k1");
+    let mut fake = Fake::default().on(Method::Post, PROFILES, taken("id")).on(
+        Method::Get,
+        &find_email("ann@x.io"),
+        json_reply(200, json!([profile(&id, "ann@x.io", "Ann")])),
+    );
+    let r = run_with(
+        &config_with("auto"),
+        SyncMode::Upsert,
+        &[item("k1", "ann@x.io", "Ann")],
+        &mut fake,
+    );
+    assert_eq!(
+        (r[0].outcome, r[0].requests, r[0].remote_id.as_deref()),
+        (Outcome::Created, 2, Some(id.as_str()))
+    );
+}
+
+#[test]
+fn create_first_finds_its_own_create_by_id_while_the_search_lags() {
+    let id = own_id("k1");
+    let mut fake = Fake::default()
+        .on(Method::Post, PROFILES, taken("id"))
+        .on(
+            Method::Get,
+            &find_email("ann@x.io"),
+            json_reply(200, json!([])),
+        )
+        .on(
+            Method::Get,
+            &format!("{PROFILES}/{id}"),
+            json_reply(200, profile(&id, "ann@x.io", "Ann")),
+        );
+    let r = run_with(
+        &config_with("auto"),
+        SyncMode::Upsert,
+        &[item("k1", "ann@x.io", "Ann")],
+        &mut fake,
+    );
+    assert_eq!((r[0].outcome, r[0].requests), (Outcome::Created, 3));
+}
+
+#[test]
+fn create_first_with_a_taken_email_nobody_can_be_found_by_is_retried_later() {
+    let id = own_id("k1");
+    let mut fake = Fake::default()
+        .on(Method::Post, PROFILES, taken("emails"))
+        .on(
+            Method::Get,
+            &find_email("ann@x.io"),
+            json_reply(200, json!([])),
+        )
+        .on(Method::Get, &format!("{PROFILES}/{id}"), status(404));
+    let r = run_with(
+        &config_with("auto"),
+        SyncMode::Upsert,
+        &[item("k1", "ann@x.io", "Ann")],
+        &mut fake,
+    );
+    let e = r[0].error.as_ref().unwrap();
+    assert_eq!(
+        (e.code, e.retryable, r[0].requests),
+        (ErrorCode::Conflict, true, 3)
+    );
+}
+
+#[test]
+fn create_first_with_a_phone_held_by_another_customer_fails_the_row() {
+    let id = own_id("k1");
+    let mut fake = Fake::default()
+        .on(Method::Post, PROFILES, taken("phones"))
+        .on(
+            Method::Get,
+            &find_email("ann@x.io"),
+            json_reply(200, json!([])),
+        )
+        .on(Method::Get, &format!("{PROFILES}/{id}"), status(404));
+    let r = run_with(
+        &config_with("auto"),
+        SyncMode::Upsert,
+        &[item("k1", "ann@x.io", "Ann")],
+        &mut fake,
+    );
+    let e = r[0].error.as_ref().unwrap();
+    assert_eq!(
+        (e.code, e.retryable, r[0].requests),
+        (ErrorCode::Conflict, false, 3)
+    );
+}
+
+#[test]
+fn a_match_on_the_external_id_always_looks_up_first() {
+    let config = parse(&[
+        Setting {
+            key: "domain".into(),
+            value: "acme".into(),
+        },
+        Setting {
+            key: "username".into(),
+            value: "api@acme.com".into(),
+        },
+        Setting {
+            key: "match-on".into(),
+            value: "externalCustomerId,email".into(),
+        },
+    ])
+    .unwrap();
+    let plan = plan(&[("e", "email"), ("n", "name"), ("x", "externalCustomerId")]);
+    let mut it = item("k1", "ann@x.io", "Ann");
+    it.row.columns.push(Column {
+        name: "x".into(),
+        value: Cell::Text("W-1".into()),
+    });
+    let mut fake = Fake::default()
+        .on(
+            Method::Get,
+            &format!("{PROFILES}?externalCustomerId=W-1"),
+            json_reply(200, json!([])),
+        )
+        .on(
+            Method::Get,
+            &find_email("ann@x.io"),
+            json_reply(200, json!([])),
+        )
+        .on(Method::Post, PROFILES, created(&own_id("k1")));
+    let r = sync_batch(&ctx(), &config, SyncMode::Upsert, &plan, &[it], &mut fake);
+    assert_eq!((r[0].outcome, r[0].requests), (Outcome::Created, 3));
 }

@@ -7,12 +7,12 @@ use anyhow::{Result, bail};
 use clap::Parser;
 
 /// Every section, in the order a full run runs them.
-pub const SECTIONS: &[&str] = &["requests", "matching", "overhead", "instantiate", "planning", "fairness", "rate"];
+pub const SECTIONS: &[&str] = &["requests", "matching", "create_first", "overhead", "instantiate", "planning", "fairness", "rate"];
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "bench", about = "Benchmarks of the Gladly destination component and its host")]
 pub struct Args {
-    /// Sections to run, comma separated (default: all): requests, matching, overhead,
+    /// Sections to run, comma separated (default: all): requests, matching, create_first, overhead,
     /// instantiate, planning, fairness, rate.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,

@@ -17,7 +17,8 @@
 //! - [`fixtures`]: generated customers, job files, the emulator, the component's paths;
 //! - [`measure`]: memory read from `/proc`, request rates read from the emulator's log;
 //! - [`native`]: the native Rust client the host is compared with;
-//! - the sections: [`rate`] (rate use), [`requests`] (requests per row), [`overhead`] (host
+//! - the sections: [`rate`] (rate use), [`requests`] (requests per row), [`create_first`]
+//!   (requests per row of a first sync by what the organization holds), [`overhead`] (host
 //!   overhead), [`instantiate`] (instantiation and memory), [`planning`] (map + fingerprint +
 //!   diff), [`fairness`] (multi-tenant fairness).
 
@@ -27,6 +28,7 @@ mod measure;
 mod native;
 mod report;
 
+mod create_first;
 mod fairness;
 mod instantiate;
 mod matching;
@@ -60,6 +62,7 @@ async fn run_section(section: &str, a: &Args) -> Result<Value> {
         "rate" => rate::rate_use(a).await,
         "requests" => requests::requests_per_row(a).await,
         "matching" => matching::first_sync_by_match_key(a).await,
+        "create_first" => create_first::first_sync_by_holding(a).await,
         "overhead" => overhead::host_overhead(a).await,
         "instantiate" => instantiate::instantiation(a).await,
         "planning" => planning::planning(a).await,

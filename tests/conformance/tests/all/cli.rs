@@ -313,7 +313,8 @@ async fn failures_lists_failing_rows_by_code_and_only_failed_resends_just_those(
     s.emu.set_faults(vec![FaultRule::probability(Fault::Status5xx(503), 1.0).method(Method::POST)]);
     let rows = "id,name,email\nt1,Tia New,tia@example.com\nt2,Twin,twin@example.com\nt3,No Email,\n";
     let csv = s.dir.file("t.csv", rows);
-    let job = s.job("cli-triage", &csv).write(s.dir.join("triage.toml"));
+    // Lookups first, so the twins are found (ambiguous) before a POST could meet the 503s.
+    let job = s.job("cli-triage", &csv).set("create-first", "off").write(s.dir.join("triage.toml"));
     let job_arg = job.to_str().unwrap();
     let before = cli(&["failures", "--config", job_arg, "--endpoint", &s.endpoint()], &[s.token_env()]).await;
     assert_eq!(before.code, Some(2), "{}", before.all());

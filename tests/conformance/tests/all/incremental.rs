@@ -27,14 +27,14 @@ use test_kit::profiles::{emails, with_email};
 async fn unchanged_rerun_sends_nothing_and_one_percent_change_costs_one_patch_each() {
     let mut fx = Fixture::new("rerun", 200).await;
 
-    // First sync: a find and a create per row.
+    // First sync into an empty organization: one create per row, no lookup (create-first).
     let first = fx.sync().await;
     assert_eq!(first.counts.created, 200, "{}", first.summary());
     assert!(first.failures.is_empty(), "{}", first.summary());
     let reqs = fx.requests();
-    assert_eq!(reqs.iter().filter(|r| is_find(r)).count(), 200);
+    assert_eq!(reqs.iter().filter(|r| is_find(r)).count(), 0);
     assert_eq!(reqs.iter().filter(|r| r.method == "POST").count(), 200);
-    assert_eq!(reqs.len(), 400);
+    assert_eq!(reqs.len(), 200);
     assert_eq!(fx.profiles().len(), 200);
 
     // Second sync, nothing changed: no request at all, every row reported unchanged.
@@ -278,7 +278,8 @@ async fn transient_failures_are_retried_next_run_and_validation_failures_once_ch
     assert!(!second.failures[0].retried_next_run);
     assert_eq!(second.failures[0].attempts, 0, "not sent");
     let reqs = fx.requests();
-    assert_eq!(reqs.len(), 4, "{:?}", summary(&reqs));
+    // Two creates, each its one POST (create-first into an organization without them).
+    assert_eq!(reqs.len(), 2, "{:?}", summary(&reqs));
     assert!(!reqs.iter().any(|r| r.path.contains("customer9%40") || r.body.as_ref().is_some_and(|b| b.to_string().contains("customer9@"))));
     for k in &transient_keys {
         let i: usize = k[1..].parse().unwrap();

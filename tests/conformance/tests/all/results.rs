@@ -258,7 +258,8 @@ async fn a_killed_run_leaves_no_result_ahead_of_state_and_the_rerun_loses_none()
             c.stdout(std::process::Stdio::null()).stderr(std::fs::File::create(dir.join("stderr.log")).unwrap());
             c
         };
-        let kill_at = 20 + (seed as usize * 7) % 150;
+        // One create per row into the empty organization: 120 requests in all.
+        let kill_at = 10 + (seed as usize * 7) % 100;
         let mut child = cli().spawn().unwrap();
         loop {
             assert!(child.try_wait().unwrap().is_none(), "seed {seed}: the run ended before the kill point {kill_at}");
