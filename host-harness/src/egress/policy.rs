@@ -176,7 +176,8 @@ pub struct EgressPolicy {
     pub connections: ConnectionPool,
 }
 
-/// The hooks installed in one store; `deadline` is the end of the current guest call.
+/// The hooks installed in one store; `deadline` is the end of the current guest call (moved on
+/// for each call of an instance that serves several).
 pub struct EgressHooks {
     policy: Arc<EgressPolicy>,
     deadline: Instant,
@@ -197,6 +198,16 @@ impl EgressHooks {
     /// Hooks for one call that must finish by `deadline`.
     pub fn new(policy: Arc<EgressPolicy>, deadline: Instant) -> Self {
         EgressHooks { policy, deadline, in_flight: Arc::new(AtomicUsize::new(0)) }
+    }
+
+    /// The end of the current call.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Start a new call that must finish by `deadline`.
+    pub fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = deadline;
     }
 
     /// The policy these hooks apply.

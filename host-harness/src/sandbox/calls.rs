@@ -1,5 +1,6 @@
 //! The contract's functions as plain async methods on [`Plugin`]: each call gets a fresh
-//! instance, a deadline, and its result checked against the contract before anyone uses it.
+//! instance (or, for `sync-batch`, possibly one kept from the same tenant's previous batch), a
+//! deadline, and its result checked against the contract before anyone uses it.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use crate::contract::model::{
     BatchContext, FieldMapping, MappedRecord, RecordResult, Row, RowError, Setting, SyncItem, SyncMode,
 };
 use crate::sandbox::output::{self, MAX_LABEL_BYTES, MAX_PAYLOAD_BYTES, clean, clean_error, clean_result};
-use crate::sandbox::{Plugin, guarded};
+use crate::sandbox::{Instance, Plugin, guarded};
 use crate::egress::credentials::Redactor;
 use crate::contract::spec::{ConfigProblem, ConnectionInfo, ResolvedConfig, Spec};
 
@@ -111,10 +112,29 @@ impl Plugin {
         Ok(out)
     }
 
-    /// Write records through the tenant's egress policy. Exactly one result per item, in order,
-    /// or the call fails as a whole (the host then fails every item of the batch).
+    /// Write records through the tenant's egress policy in a fresh instance. Exactly one result
+    /// per item, in order, or the call fails as a whole (the host then fails every item of the
+    /// batch).
     pub async fn sync_batch(
         &self,
+        policy: Arc<EgressPolicy>,
+        context: BatchContext,
+        config: &[Setting],
+        mode: SyncMode,
+        mapping: &[FieldMapping],
+        items: Vec<SyncItem>,
+    ) -> Result<Vec<RecordResult>, HostError> {
+        let mut kept = None;
+        self.sync_batch_kept(&mut kept, policy, context, config, mode, mapping, items).await
+    }
+
+    /// [`Plugin::sync_batch`] in the instance `kept` holds (a new one when it holds none). The
+    /// instance is handed back in `kept` only when the call ended well: one that trapped, ran out
+    /// of time or broke the contract is dropped, so the next batch starts from a fresh one.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn sync_batch_kept(
+        &self,
+        kept: &mut Option<Instance>,
         policy: Arc<EgressPolicy>,
         context: BatchContext,
         config: &[Setting],
@@ -126,7 +146,13 @@ impl Plugin {
         let redactor = policy.redactor.clone();
         let keys: Vec<String> = items.iter().map(|i| i.row.key.clone()).collect();
         let budget = self.limits().call_deadline();
-        let mut inst = self.instantiate(policy, budget).await?;
+        let mut inst = match kept.take() {
+            Some(mut inst) if inst.tenant() == tenant => {
+                inst.begin_call(budget, self.limits().log_bytes_per_call);
+                inst
+            }
+            _ => self.instantiate(policy, budget).await?,
+        };
         let (c, m) = (bindings::settings(config), bindings::mapping(mapping));
         let items: Vec<wit::SyncItem> = items.into_iter().map(Into::into).collect();
         let context: wit::BatchContext = context.into();
@@ -147,6 +173,7 @@ impl Plugin {
         }
         let got: Vec<&str> = results.iter().map(|r| r.key.as_str()).collect();
         check_one_per_row(&tenant, "sync-batch", &keys, &got)?;
+        *kept = Some(inst);
         Ok(results)
     }
 }

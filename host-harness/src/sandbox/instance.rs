@@ -1,6 +1,8 @@
-//! One sandboxed instance per call: an empty WASI context (no filesystem, environment or
-//! sockets), the tenant's egress hooks, store limits and a wall-clock deadline. A [`Plugin`] is
-//! the loaded component (process lifetime); an [`Instance`] lives for one call.
+//! A sandboxed instance: an empty WASI context (no filesystem, environment or sockets), the
+//! tenant's egress hooks, store limits and a wall-clock deadline per call. A [`Plugin`] is the
+//! loaded component (process lifetime); an [`Instance`] lives for one call, or for several
+//! `sync-batch` calls of one tenant's run (see [`Instance::begin_call`]): isolation is per
+//! tenant, never between batches of the same tenant.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,7 +73,7 @@ pub struct Plugin {
     limits: Limits,
 }
 
-/// A live instance for one call, with its captured stdio.
+/// A live instance, with its captured stdio.
 pub struct Instance {
     /// The store.
     pub store: Store<TenantState>,
@@ -79,17 +81,36 @@ pub struct Instance {
     pub exports: bindings::PluginHostView,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
+    /// How much of each pipe earlier calls already logged.
+    logged: [usize; 2],
 }
 
 impl Instance {
-    /// Log what the plugin printed, one line each, prefixed with the tenant.
-    pub fn flush_stdio(&self) {
+    /// Prepare a kept instance for its next call: a new wall-clock deadline `budget` from now
+    /// (for the epoch check and the egress timeouts) and a fresh log budget. Memory, globals and
+    /// the stdio capture carry over from the calls before (the capture cap is per instance).
+    pub fn begin_call(&mut self, budget: Duration, log_bytes: usize) {
+        let state = self.store.data_mut();
+        state.hooks.set_deadline(Instant::now() + budget);
+        state.log = LogBudget::new(log_bytes);
+        self.store.set_epoch_deadline(1);
+    }
+
+    /// The tenant this instance serves.
+    pub fn tenant(&self) -> &str {
+        &self.store.data().tenant
+    }
+
+    /// Log what the plugin printed since the last flush, one line each, prefixed with the tenant.
+    pub fn flush_stdio(&mut self) {
         let state = self.store.data();
         let tenant = &*state.tenant;
         let redactor = &state.hooks.policy().redactor;
-        for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
-            let bytes = pipe.contents();
-            for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.trim().is_empty()) {
+        for (i, (stream, pipe)) in [("stdout", &self.stdout), ("stderr", &self.stderr)].into_iter().enumerate() {
+            let all = pipe.contents();
+            let bytes = all.get(self.logged[i]..).unwrap_or_default();
+            self.logged[i] = all.len();
+            for line in String::from_utf8_lossy(bytes).lines().filter(|l| !l.trim().is_empty()) {
                 let line = clean(redactor, line, crate::sandbox::output::MAX_MESSAGE_BYTES);
                 tracing::info!(tenant, stream, "plugin: {line}");
             }
@@ -172,9 +193,9 @@ impl Plugin {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         // Yield to tokio at every epoch tick so a spinning plugin never holds a worker; trap
-        // once the wall-clock deadline passes.
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
+        // once the current call's wall-clock deadline passes.
+        store.epoch_deadline_callback(move |ctx| {
+            if Instant::now() >= ctx.data().hooks.deadline() {
                 Err(wasmtime::format_err!("wall-clock deadline exceeded"))
             } else {
                 Ok(wasmtime::UpdateDeadline::Yield(1))
@@ -186,7 +207,7 @@ impl Plugin {
             .instantiate_async(&mut store)
             .await
             .map_err(|e| HostError::Plugin { tenant: tenant.to_string(), reason: format!("instantiation failed: {e}") })?;
-        Ok(Instance { store, exports, stdout, stderr })
+        Ok(Instance { store, exports, stdout, stderr, logged: [0, 0] })
     }
 }
 

@@ -3,7 +3,7 @@
 //! 1. [`read`]: the source streams rows on a blocking thread;
 //! 2. [`planning`]: each chunk is mapped in the sandbox, fingerprinted and diffed against state;
 //!    only new, changed and retryable records go on;
-//! 3. [`send`]: adaptive concurrent senders, one fresh instance per batch;
+//! 3. [`send`]: adaptive concurrent senders, each keeping its instance between batches of the run;
 //! 4. [`record`]: the one writer of state and counts; state advances only for records the
 //!    destination confirmed;
 //! 5. [`retry_rounds`]: retryable records wait out their backoff outside any instance and go

@@ -1,5 +1,7 @@
-//! Stage 3, send: sender tasks take batches while the concurrency target admits them, each batch
-//! in a fresh instance, and hand the results to the recorder.
+//! Stage 3, send: sender tasks take batches while the concurrency target admits them and hand
+//! the results to the recorder. Each sender keeps its instance from one batch to the next of
+//! this run (the tenant's own; isolation is per tenant), and starts a fresh one after a batch
+//! that trapped, timed out or broke the contract.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,7 +17,7 @@ use crate::contract::model::{
 };
 use crate::egress::EgressPolicy;
 use crate::error::HostError;
-use crate::sandbox::Plugin;
+use crate::sandbox::{Instance, Plugin};
 use crate::sandbox::limits::Limits;
 use crate::sync::Tenant;
 use crate::sync::concurrency::Concurrency;
@@ -117,15 +119,26 @@ impl TenantHandle {
 }
 
 /// One `sync-batch` call in a task of its own, so that a panic anywhere under it (the host's
-/// egress code included) fails this batch instead of losing it and leaving the run waiting.
-async fn send_once(t: &TenantHandle, items: Vec<SyncItem>, attempt: u32) -> Result<Vec<RecordResult>, HostError> {
+/// egress code included) fails this batch instead of losing it and leaving the run waiting. The
+/// sender's kept instance goes into the task and comes back only if the call ended well.
+async fn send_once(
+    t: &TenantHandle,
+    kept: &mut Option<Instance>,
+    items: Vec<SyncItem>,
+    attempt: u32,
+) -> Result<Vec<RecordResult>, HostError> {
     let t = t.clone();
+    let mut instance = kept.take();
     let task = tokio::spawn(async move {
         let ctx = BatchContext { sync_id: t.sync_id.clone(), attempt };
-        t.plugin.sync_batch(t.policy.clone(), ctx, &t.settings, t.mode, &t.mapping, items).await
+        let results = t.plugin.sync_batch_kept(&mut instance, t.policy.clone(), ctx, &t.settings, t.mode, &t.mapping, items).await;
+        (instance, results)
     });
     match task.await {
-        Ok(results) => results,
+        Ok((instance, results)) => {
+            *kept = instance;
+            results
+        }
         Err(e) => Err(HostError::HostTask { reason: if e.is_panic() { "it panicked".into() } else { e.to_string() } }),
     }
 }
@@ -134,19 +147,20 @@ async fn send_once(t: &TenantHandle, items: Vec<SyncItem>, attempt: u32) -> Resu
 /// again (fresh instances) until the record that causes it is alone. That record fails as a
 /// plugin failure that is not retried; every other record gets its own outcome. Re-sending a
 /// half is safe: the plugin's creates are idempotent and its updates set absolute values.
-fn send_isolating(
-    t: &TenantHandle,
+fn send_isolating<'a>(
+    t: &'a TenantHandle,
+    kept: &'a mut Option<Instance>,
     items: Vec<SyncItem>,
     attempt: u32,
-) -> std::pin::Pin<Box<dyn Future<Output = Result<Vec<RecordResult>, HostError>> + Send + '_>> {
+) -> std::pin::Pin<Box<dyn Future<Output = Result<Vec<RecordResult>, HostError>> + Send + 'a>> {
     Box::pin(async move {
-        match send_once(t, items.clone(), attempt).await {
+        match send_once(t, kept, items.clone(), attempt).await {
             Err(HostError::Plugin { reason, .. }) if items.len() == 1 => Ok(vec![poisoned(&items[0].row.key, &reason)]),
             Err(HostError::Plugin { .. }) => {
                 let mut left = items;
                 let right = left.split_off(left.len() / 2);
-                let mut out = as_results(&left, send_isolating(t, left.clone(), attempt).await);
-                out.extend(as_results(&right, send_isolating(t, right.clone(), attempt).await));
+                let mut out = as_results(&left, send_isolating(t, kept, left.clone(), attempt).await);
+                out.extend(as_results(&right, send_isolating(t, kept, right.clone(), attempt).await));
                 Ok(out)
             }
             other => other,
@@ -177,8 +191,8 @@ fn poisoned(key: &str, reason: &str) -> RecordResult {
     RecordResult::failed(key, error)
 }
 
-/// One sender: takes batches while the concurrency target admits it; one fresh instance per
-/// batch.
+/// One sender: takes batches while the concurrency target admits it, in the instance it keeps
+/// between batches (a fresh one after a failed call).
 async fn sender(
     index: usize,
     t: TenantHandle,
@@ -188,6 +202,7 @@ async fn sender(
     shared: Arc<RunShared>,
 ) {
     let mut throttled_seen = t.policy.stats.throttled.load(Ordering::Relaxed);
+    let mut kept: Option<Instance> = None;
     loop {
         while !conc.admits(index) {
             if work.is_closed() && work.is_empty() {
@@ -202,7 +217,7 @@ async fn sender(
         }
         let attempt = batch.first().map(|p| p.attempt).unwrap_or(0);
         let items: Vec<SyncItem> = batch.iter().map(|p| p.item.clone()).collect();
-        let results = send_isolating(&t, items, attempt).await;
+        let results = send_isolating(&t, &mut kept, items, attempt).await;
         let throttled_now = t.policy.stats.throttled.load(Ordering::Relaxed);
         conc.observe(t.rate, t.policy.stats.mean_latency(), throttled_now > throttled_seen);
         throttled_seen = throttled_now;
