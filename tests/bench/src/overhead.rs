@@ -1,6 +1,7 @@
 //! Host overhead: the component + host against a native client, same calls, same emulator.
 //!
-//! Each client upserts the same generated records (find + create, 2 requests each) against a
+//! Each client upserts the same generated records (find + create, 2 requests each; the host with
+//! `create-first = off`, so it makes the same calls) against a
 //! fresh emulator with no latency and no effective limit: the component + host with
 //! `max_concurrency = --overhead-concurrency`; a native Rust client (hyper) making the same calls
 //! over as many keep-alive connections (as reqwest or any pooled client); the same native client
@@ -27,7 +28,9 @@ pub async fn host_overhead(a: &Args) -> Result<Value> {
 
     // Component + host.
     let emulator = unlimited().await?;
-    let job = customers_job(&dir.0, "overhead", &db, HOST_MAX_RATE, emulator.base_url(), c)?;
+    let mut job = customers_job(&dir.0, "overhead", &db, HOST_MAX_RATE, emulator.base_url(), c)?;
+    // The same two requests per record as the native client: lookup, then create.
+    job.destination.settings.insert("create-first".into(), toml::Value::String("off".into()));
     let harness = Harness::for_job(&job)?;
     harness.plugin(&job.sync.component)?;
     let t = Instant::now();
