@@ -243,6 +243,10 @@ fn test() -> Result<()> {
 
 fn bench(extra: &[String]) -> Result<()> {
     build()?;
+    // The organizations-per-host section runs the emulator as a process of its own.
+    let mut emulator = cargo();
+    emulator.args(["build", "--release", "-p", "gladly-emulator", "--bin", "gladly-emulator"]);
+    run(emulator)?;
     let mut c = cargo();
     c.args(["run", "--release", "-p", "bench", "--bin", "bench", "--"]).args(extra);
     c.env(ALLOW_EMULATOR.0, ALLOW_EMULATOR.1);

@@ -7,13 +7,13 @@ use anyhow::{Result, bail};
 use clap::Parser;
 
 /// Every section, in the order a full run runs them.
-pub const SECTIONS: &[&str] = &["requests", "matching", "create_first", "overhead", "instantiate", "planning", "fairness", "rate"];
+pub const SECTIONS: &[&str] = &["requests", "matching", "create_first", "overhead", "instantiate", "planning", "fairness", "orgs_per_host", "rate"];
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "bench", about = "Benchmarks of the Gladly destination component and its host")]
 pub struct Args {
     /// Sections to run, comma separated (default: all): requests, matching, create_first, overhead,
-    /// instantiate, planning, fairness, rate.
+    /// instantiate, planning, fairness, orgs_per_host, rate.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Rate use: records of the upsert at 150 ms latency and 10/s (≈ 2 requests each).
@@ -52,6 +52,15 @@ pub struct Args {
     /// Fairness: each organization's requests per second.
     #[arg(long, default_value_t = 20)]
     pub org_rate: u32,
+    /// Organizations per host: the organization counts tried, comma separated.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![100usize, 200, 300, 400])]
+    pub host_orgs: Vec<usize>,
+    /// Organizations per host: new customers upserted per organization (one request each).
+    #[arg(long, default_value_t = 100)]
+    pub host_org_records: usize,
+    /// Organizations per host: emulator latency (ms).
+    #[arg(long, default_value_t = 50)]
+    pub host_latency_ms: u64,
     /// Where to write the JSON results.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -99,5 +108,8 @@ pub fn pass_through(a: &Args) -> Vec<String> {
     push("orgs", a.orgs.to_string());
     push("tenant-records", a.tenant_records.to_string());
     push("org-rate", a.org_rate.to_string());
+    push("host-orgs", a.host_orgs.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(","));
+    push("host-org-records", a.host_org_records.to_string());
+    push("host-latency-ms", a.host_latency_ms.to_string());
     v
 }

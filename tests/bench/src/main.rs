@@ -20,7 +20,8 @@
 //! - the sections: [`rate`] (rate use), [`requests`] (requests per row), [`create_first`]
 //!   (requests per row of a first sync by what the organization holds), [`overhead`] (host
 //!   overhead), [`instantiate`] (instantiation and memory), [`planning`] (map + fingerprint +
-//!   diff), [`fairness`] (multi-tenant fairness).
+//!   diff), [`fairness`] (multi-tenant fairness), [`orgs_per_host`] (organizations one host
+//!   drives at full rate, the emulator in its own process).
 
 mod cli;
 mod fixtures;
@@ -32,6 +33,7 @@ mod create_first;
 mod fairness;
 mod instantiate;
 mod matching;
+mod orgs_per_host;
 mod overhead;
 mod planning;
 mod rate;
@@ -67,6 +69,7 @@ async fn run_section(section: &str, a: &Args) -> Result<Value> {
         "instantiate" => instantiate::instantiation(a).await,
         "planning" => planning::planning(a).await,
         "fairness" => fairness::fairness(a).await,
+        "orgs_per_host" => orgs_per_host::orgs_per_host(a).await,
         other => bail!("unknown section {other}"),
     }
 }

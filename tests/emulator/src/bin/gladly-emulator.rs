@@ -29,6 +29,11 @@ struct Args {
     /// Seed for generated ids (and fault draws).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// On shutdown (Ctrl-C / SIGINT), write the request log here as JSON Lines: per request its
+    /// organization, method, path, status and arrival in microseconds since the start. For
+    /// benchmarks that run the emulator in a process of its own.
+    #[arg(long)]
+    request_log: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -54,6 +59,24 @@ async fn main() -> std::io::Result<()> {
     out.flush()?;
     drop(out);
     tokio::signal::ctrl_c().await?;
+    if let Some(path) = &args.request_log {
+        write_request_log(path, &emulator)?;
+    }
     emulator.shutdown().await;
     Ok(())
+}
+
+fn write_request_log(path: &std::path::Path, emulator: &Emulator) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for r in emulator.requests() {
+        let line = serde_json::json!({
+            "org": r.org,
+            "method": r.method,
+            "path": r.path,
+            "status": r.status,
+            "at_us": r.at.as_micros() as u64,
+        });
+        writeln!(out, "{line}")?;
+    }
+    out.flush()
 }
