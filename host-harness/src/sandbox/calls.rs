@@ -129,8 +129,9 @@ impl Plugin {
     }
 
     /// [`Plugin::sync_batch`] in the instance `kept` holds (a new one when it holds none). The
-    /// instance is handed back in `kept` only when the call ended well: one that trapped, ran out
-    /// of time or broke the contract is dropped, so the next batch starts from a fresh one.
+    /// instance is handed back in `kept` only when the call ended well and the plugin printed
+    /// nothing: one that trapped, ran out of time or broke the contract is dropped, so the next
+    /// batch starts from a fresh one.
     #[allow(clippy::too_many_arguments)]
     pub async fn sync_batch_kept(
         &self,
@@ -173,7 +174,9 @@ impl Plugin {
         }
         let got: Vec<&str> = results.iter().map(|r| r.key.as_str()).collect();
         check_one_per_row(&tenant, "sync-batch", &keys, &got)?;
-        *kept = Some(inst);
+        if inst.printed_nothing() {
+            *kept = Some(inst);
+        }
         Ok(results)
     }
 }

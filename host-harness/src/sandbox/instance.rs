@@ -81,14 +81,12 @@ pub struct Instance {
     pub exports: bindings::PluginHostView,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
-    /// How much of each pipe earlier calls already logged.
-    logged: [usize; 2],
 }
 
 impl Instance {
     /// Prepare a kept instance for its next call: a new wall-clock deadline `budget` from now
-    /// (for the epoch check and the egress timeouts) and a fresh log budget. Memory, globals and
-    /// the stdio capture carry over from the calls before (the capture cap is per instance).
+    /// (for the epoch check and the egress timeouts) and a fresh log budget. Memory and globals
+    /// carry over from the calls before.
     pub fn begin_call(&mut self, budget: Duration, log_bytes: usize) {
         let state = self.store.data_mut();
         state.hooks.set_deadline(Instant::now() + budget);
@@ -101,16 +99,23 @@ impl Instance {
         &self.store.data().tenant
     }
 
-    /// Log what the plugin printed since the last flush, one line each, prefixed with the tenant.
-    pub fn flush_stdio(&mut self) {
+    /// Whether the plugin has printed nothing yet. The stdio capture is capped per instance and
+    /// a write past the cap traps, so only a quiet instance is kept for another call: a plugin
+    /// that prints gets a fresh capture (a fresh instance) for every call, as before instances
+    /// were kept.
+    pub fn printed_nothing(&self) -> bool {
+        self.stdout.contents().is_empty() && self.stderr.contents().is_empty()
+    }
+
+    /// Log what the plugin printed, one line each, prefixed with the tenant. (An instance that
+    /// printed is never kept for another call, so nothing is logged twice.)
+    pub fn flush_stdio(&self) {
         let state = self.store.data();
         let tenant = &*state.tenant;
         let redactor = &state.hooks.policy().redactor;
-        for (i, (stream, pipe)) in [("stdout", &self.stdout), ("stderr", &self.stderr)].into_iter().enumerate() {
-            let all = pipe.contents();
-            let bytes = all.get(self.logged[i]..).unwrap_or_default();
-            self.logged[i] = all.len();
-            for line in String::from_utf8_lossy(bytes).lines().filter(|l| !l.trim().is_empty()) {
+        for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            let bytes = pipe.contents();
+            for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.trim().is_empty()) {
                 let line = clean(redactor, line, crate::sandbox::output::MAX_MESSAGE_BYTES);
                 tracing::info!(tenant, stream, "plugin: {line}");
             }
@@ -207,7 +212,7 @@ impl Plugin {
             .instantiate_async(&mut store)
             .await
             .map_err(|e| HostError::Plugin { tenant: tenant.to_string(), reason: format!("instantiation failed: {e}") })?;
-        Ok(Instance { store, exports, stdout, stderr, logged: [0, 0] })
+        Ok(Instance { store, exports, stdout, stderr })
     }
 }
 

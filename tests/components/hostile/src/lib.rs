@@ -381,6 +381,12 @@ fn behave(cfg: &[Setting], items: &[SyncItem]) -> Result<Vec<RecordResult>, Erro
             all_items(items, reply.map(|r| format!("status {}", r.status)))
         }
         "log-flood" => log_flood(cfg, items),
+        // 40 KiB on stdout per batch, then every record "created": harmless in a fresh
+        // instance per call (the capture holds 64 KiB), a trap in an instance kept for a second.
+        "chatty" => {
+            println!("{}", "chatter ".repeat(5 * 1024));
+            items.iter().map(|i| created(&i.row.key, 0)).collect()
+        }
         "trap-on-key" => trap_on_key(cfg, items),
         "trap-on-key-in-map" => items.iter().map(|i| created(&i.row.key, 0)).collect(),
         "huge-retry-after" => {

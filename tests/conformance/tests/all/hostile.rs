@@ -306,6 +306,23 @@ async fn an_echoed_token_is_scrubbed_from_everything_the_plugin_returns() {
     }
 }
 
+/// The stdio capture's cap (64 KiB) holds per call: a plugin printing 40 KiB in every batch
+/// gets a fresh instance (a fresh capture) for each, so five batches through one sender all end
+/// well, where an instance kept across them would trap on its second batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_prints_in_every_batch_gets_a_fresh_capture_each_time() {
+    let s = Setup::new("chatty").await;
+    let job = s.job("chatty", "chatty", 10).config::<JobConfig>();
+    let h = harness(limits(|l| {
+        l.batch_size = 2;
+        l.max_concurrency = 1;
+    }));
+    let t = prepare(&h, &job).await;
+    let report = run(&h, &t, &job).await.expect("the run completes");
+    assert!(report.failures.is_empty(), "{:#?}", report.failures);
+    assert_eq!(report.counts.created, 10, "{}", report.summary());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_flood_is_budgeted_and_cannot_forge_a_line() {
     let logs = test_kit::logs::captured();
