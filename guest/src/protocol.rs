@@ -73,34 +73,61 @@ fn update_by_id(
     api.patch(id, patch)
 }
 
-/// POSTs the profile with our deterministic id. A 409 is checked against that id: if the
-/// profile exists, an earlier attempt created it and its answer was lost, so it is brought up
-/// to date and reported as created.
-fn create(api: &mut Api, id: &str, desired: &Profile) -> Result<Create, Failure> {
+/// The answer to a POST of the profile with our deterministic id.
+enum Posted {
+    Created(String),
+    /// 409: a unique value (our id, an email, a mobile phone) is already held.
+    Taken(DestError),
+}
+
+fn post_with_id(api: &mut Api, id: &str, desired: &Profile) -> Result<Posted, Failure> {
     let mut body = desired.to_value();
     if let Value::Object(map) = &mut body {
         map.insert("id".to_string(), Value::String(id.to_string()));
     }
     let resp = api.post(body)?;
+    let step = api.step("creating the profile");
     match resp.status {
-        200 | 201 => Ok(Create::Created(
+        200 | 201 => Ok(Posted::Created(
             location_id(&resp).unwrap_or_else(|| id.to_string()),
         )),
-        409 => {
-            let conflict = classify::from_status(&resp, &api.step("creating the profile"));
-            match api.get(id)? {
-                Fetch::Found(p) => match update_by_id(api, id, desired, None, Some(p))? {
-                    Update::Done(_) => Ok(Create::Created(id.to_string())),
-                    Update::Gone(f) => Err(f),
-                },
-                Fetch::Gone(f) if f.error.code == ErrorCode::NotFound => {
-                    Ok(Create::Conflict(conflict))
-                }
-                Fetch::Gone(f) => Err(f),
-            }
-        }
-        _ => Err(classify::from_status(&resp, &api.step("creating the profile")).into()),
+        409 => Ok(Posted::Taken(classify::from_status(&resp, &step))),
+        _ => Err(classify::from_status(&resp, &step).into()),
     }
+}
+
+/// After a 409: if a profile holds our own id, an earlier attempt created it and its answer was
+/// lost, so it is brought up to date and reported as created; otherwise the conflict stands.
+fn own_earlier_create(
+    api: &mut Api,
+    id: &str,
+    desired: &Profile,
+    conflict: DestError,
+) -> Result<Create, Failure> {
+    match api.get(id)? {
+        Fetch::Found(p) => match update_by_id(api, id, desired, None, Some(p))? {
+            Update::Done(_) => Ok(Create::Created(id.to_string())),
+            Update::Gone(f) => Err(f),
+        },
+        Fetch::Gone(f) if f.error.code == ErrorCode::NotFound => Ok(Create::Conflict(conflict)),
+        Fetch::Gone(f) => Err(f),
+    }
+}
+
+/// POSTs the profile with our deterministic id; a 409 is checked against that id
+/// ([`own_earlier_create`]).
+fn create(api: &mut Api, id: &str, desired: &Profile) -> Result<Create, Failure> {
+    match post_with_id(api, id, desired)? {
+        Posted::Created(id) => Ok(Create::Created(id)),
+        Posted::Taken(conflict) => own_earlier_create(api, id, desired, conflict),
+    }
+}
+
+/// An error a later attempt may get past (Gladly's search can lag a create by seconds).
+fn retry_later(mut e: DestError) -> DestError {
+    e.category = ErrorCategory::RetryLater;
+    e.retryable = true;
+    e
 }
 
 /// Updates a profile found by a match key (already read: no second GET).
@@ -115,11 +142,12 @@ fn update_found(api: &mut Api, found: Profile, desired: &Profile) -> Result<Done
     };
     match update_by_id(api, &id, desired, None, Some(found))? {
         Update::Done(outcome) => Ok(Done { outcome, id }),
-        Update::Gone(mut f) => {
+        Update::Gone(f) => {
             // It vanished between the lookup and the update: a new lookup may succeed.
-            f.error.category = ErrorCategory::RetryLater;
-            f.error.retryable = true;
-            Err(f)
+            Err(Failure {
+                error: retry_later(f.error),
+                remote_id: f.remote_id,
+            })
         }
     }
 }
@@ -266,7 +294,7 @@ fn upsert(
             id,
         }),
         Create::Conflict(e) if conflict_on_phone_only(&e) => Err(e.into()),
-        Create::Conflict(mut e) => {
+        Create::Conflict(e) => {
             // Someone created a profile with this email after our lookup: find it once more.
             let email = MatchKey::Email.value(&mapped.profile).unwrap_or_default();
             let mut again = api.find(MatchKey::Email, &email)?;
@@ -275,12 +303,8 @@ fn upsert(
             }
             match again.pop() {
                 Some(profile) => update_found(api, profile, &mapped.profile),
-                None => {
-                    // Gladly's search can lag a create by seconds; a later attempt will see it.
-                    e.category = ErrorCategory::RetryLater;
-                    e.retryable = true;
-                    Err(e.into())
-                }
+                // Gladly's search can lag a create by seconds; a later attempt will see it.
+                None => Err(retry_later(e).into()),
             }
         }
     }
@@ -315,23 +339,16 @@ fn create_then_find(
     desired: &Profile,
     recent: &mut Recent,
 ) -> Result<Done, Failure> {
-    let mut body = desired.to_value();
-    if let Value::Object(map) = &mut body {
-        map.insert("id".to_string(), Value::String(own_id.to_string()));
-    }
-    let resp = api.post(body)?;
-    match resp.status {
-        200 | 201 => {
+    let conflict = match post_with_id(api, own_id, desired)? {
+        Posted::Created(id) => {
             recent.observe(false);
             return Ok(Done {
                 outcome: Outcome::Created,
-                id: location_id(&resp).unwrap_or_else(|| own_id.to_string()),
+                id,
             });
         }
-        409 => {}
-        _ => return Err(classify::from_status(&resp, &api.step("creating the profile")).into()),
-    }
-    let mut conflict = classify::from_status(&resp, &api.step("creating the profile"));
+        Posted::Taken(conflict) => conflict,
+    };
     let found = find_by_match_keys(api, keys, desired)?;
     recent.observe(
         found
@@ -343,22 +360,14 @@ fn create_then_find(
     }
     // No profile has the match value: our own id may hold it (the find index lags a create by
     // seconds), or the value Gladly refused is another one.
-    match api.get(own_id)? {
-        Fetch::Found(p) => match update_by_id(api, own_id, desired, None, Some(p))? {
-            Update::Done(_) => Ok(Done {
-                outcome: Outcome::Created,
-                id: own_id.to_string(),
-            }),
-            Update::Gone(f) => Err(f),
-        },
-        Fetch::Gone(f) if f.error.code != ErrorCode::NotFound => Err(f),
-        Fetch::Gone(_) if conflict_on_phone_only(&conflict) => Err(conflict.into()),
-        Fetch::Gone(_) => {
-            // Held by a profile the find does not return yet: a later attempt will see it.
-            conflict.category = ErrorCategory::RetryLater;
-            conflict.retryable = true;
-            Err(conflict.into())
-        }
+    match own_earlier_create(api, own_id, desired, conflict)? {
+        Create::Created(id) => Ok(Done {
+            outcome: Outcome::Created,
+            id,
+        }),
+        Create::Conflict(e) if conflict_on_phone_only(&e) => Err(e.into()),
+        // Held by a profile the find does not return yet: a later attempt will see it.
+        Create::Conflict(e) => Err(retry_later(e).into()),
     }
 }
 

@@ -264,35 +264,37 @@ pub fn parse(settings: &[Setting]) -> Result<Config, Vec<ConfigProblem>> {
         }
     };
 
-    let attribute_mode = match get(KEY_ATTRIBUTE_MODE).map(|v| v.trim().to_ascii_lowercase()) {
-        None => Some(AttributeMode::String),
-        Some(v) if v == "string" => Some(AttributeMode::String),
-        Some(v) if v == "typed" => Some(AttributeMode::Typed),
-        Some(_) => {
-            problems.push(ConfigProblem::new(
-                KEY_ATTRIBUTE_MODE,
-                "custom-attribute-values must be string or typed.",
-                "Enter string (every value sent as text) or typed (numbers and booleans kept).",
-            ));
-            None
-        }
-    };
+    let attribute_mode = one_of(
+        get(KEY_ATTRIBUTE_MODE),
+        AttributeMode::String,
+        &[AttributeMode::String, AttributeMode::Typed],
+        AttributeMode::as_str,
+    )
+    .or_else(|| {
+        problems.push(ConfigProblem::new(
+            KEY_ATTRIBUTE_MODE,
+            "custom-attribute-values must be string or typed.",
+            "Enter string (every value sent as text) or typed (numbers and booleans kept).",
+        ));
+        None
+    });
 
-    let attribute_patch = match get(KEY_ATTRIBUTE_PATCH).map(|v| v.trim().to_ascii_lowercase()) {
-        None => Some(AttributePatch::Replace),
-        Some(v) if v == "merge" => Some(AttributePatch::Merge),
-        Some(v) if v == "replace" => Some(AttributePatch::Replace),
-        Some(_) => {
-            problems.push(ConfigProblem::new(
-                KEY_ATTRIBUTE_PATCH,
-                "custom-attributes-patch must be merge or replace.",
-                "Enter merge (your organization keeps custom attributes a PATCH does not name) or \
-                 replace (it replaces the whole map; the plugin then reads each profile before \
-                 changing its attributes).",
-            ));
-            None
-        }
-    };
+    let attribute_patch = one_of(
+        get(KEY_ATTRIBUTE_PATCH),
+        AttributePatch::Replace,
+        &[AttributePatch::Merge, AttributePatch::Replace],
+        AttributePatch::as_str,
+    )
+    .or_else(|| {
+        problems.push(ConfigProblem::new(
+            KEY_ATTRIBUTE_PATCH,
+            "custom-attributes-patch must be merge or replace.",
+            "Enter merge (your organization keeps custom attributes a PATCH does not name) or \
+             replace (it replaces the whole map; the plugin then reads each profile before \
+             changing its attributes).",
+        ));
+        None
+    });
 
     let match_on = match MatchKey::parse_list(get(KEY_MATCH_ON).unwrap_or(DEFAULT_MATCH_ON)) {
         Ok(keys) => Some(keys),
@@ -307,20 +309,21 @@ pub fn parse(settings: &[Setting]) -> Result<Config, Vec<ConfigProblem>> {
         }
     };
 
-    let create_first = match get(KEY_CREATE_FIRST).map(|v| v.trim().to_ascii_lowercase()) {
-        None => Some(CreateFirst::Auto),
-        Some(v) if v == "auto" => Some(CreateFirst::Auto),
-        Some(v) if v == "off" => Some(CreateFirst::Off),
-        Some(_) => {
-            problems.push(ConfigProblem::new(
-                KEY_CREATE_FIRST,
-                "create-first must be auto or off.",
-                "Enter auto (create new customers with one request, look them up first while \
-                 most of them already exist) or off (always look the customer up first).",
-            ));
-            None
-        }
-    };
+    let create_first = one_of(
+        get(KEY_CREATE_FIRST),
+        CreateFirst::Auto,
+        &[CreateFirst::Auto, CreateFirst::Off],
+        CreateFirst::as_str,
+    )
+    .or_else(|| {
+        problems.push(ConfigProblem::new(
+            KEY_CREATE_FIRST,
+            "create-first must be auto or off.",
+            "Enter auto (create new customers with one request, look them up first while \
+             most of them already exist) or off (always look the customer up first).",
+        ));
+        None
+    });
 
     match (
         domain,
@@ -353,6 +356,21 @@ pub fn parse(settings: &[Setting]) -> Result<Config, Vec<ConfigProblem>> {
         }),
         _ => Err(problems),
     }
+}
+
+/// A setting that takes one of a few words (case and surrounding spaces ignored): `default` when
+/// absent, the choice whose word it is, or `None` for any other value.
+fn one_of<T: Copy>(
+    value: Option<&str>,
+    default: T,
+    choices: &[T],
+    word: fn(T) -> &'static str,
+) -> Option<T> {
+    let Some(v) = value else {
+        return Some(default);
+    };
+    let v = v.trim().to_ascii_lowercase();
+    choices.iter().copied().find(|c| word(*c) == v)
 }
 
 #[cfg(test)]
