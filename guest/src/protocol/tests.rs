@@ -80,21 +80,21 @@ fn config() -> Config {
 }
 
 fn config_with(create_first: &str) -> Config {
-    parse(&[
-        Setting {
-            key: "domain".into(),
-            value: "acme".into(),
-        },
-        Setting {
-            key: "username".into(),
-            value: "api@acme.com".into(),
-        },
-        Setting {
-            key: "create-first".into(),
-            value: create_first.into(),
-        },
-    ])
-    .unwrap()
+    config_from(&[("create-first", create_first)])
+}
+
+/// The `acme` organization's settings with `extra` added.
+fn config_from(extra: &[(&str, &str)]) -> Config {
+    let base = [("domain", "acme"), ("username", "api@acme.com")];
+    let settings: Vec<Setting> = base
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| Setting {
+            key: k.to_string(),
+            value: v.to_string(),
+        })
+        .collect();
+    parse(&settings).unwrap()
 }
 
 fn plan(pairs: &[(&str, &str)]) -> Plan {
@@ -801,6 +801,32 @@ fn find_email(email: &str) -> String {
     format!("{PROFILES}?email={}", email.replace('@', "%40"))
 }
 
+/// Ann's row (`k1`) upserted alone with `create-first = auto`.
+fn upsert_ann_creating_first(fake: &mut Fake) -> RecordResult {
+    run_with(
+        &config_with("auto"),
+        SyncMode::Upsert,
+        &[item("k1", "ann@x.io", "Ann")],
+        fake,
+    )
+    .remove(0)
+}
+
+/// Ann's POST meets a 409 blaming `attr`, and neither the lookup by email nor our own id finds
+/// a profile.
+fn taken_by_nobody_findable(attr: &str) -> RecordResult {
+    let id = own_id("k1");
+    let mut fake = Fake::default()
+        .on(Method::Post, PROFILES, taken(attr))
+        .on(
+            Method::Get,
+            &find_email("ann@x.io"),
+            json_reply(200, json!([])),
+        )
+        .on(Method::Get, &format!("{PROFILES}/{id}"), status(404));
+    upsert_ann_creating_first(&mut fake)
+}
+
 #[test]
 fn create_first_creates_each_new_customer_with_one_request() {
     let mut fake = Fake::default()
@@ -823,14 +849,9 @@ fn create_first_meeting_a_taken_email_updates_the_customer_who_holds_it() {
             json_reply(200, json!([profile("c7", "ann@x.io", "Old")])),
         )
         .on(Method::Patch, &format!("{PROFILES}/c7"), status(204));
-    let r = run_with(
-        &config_with("auto"),
-        SyncMode::Upsert,
-        &[item("k1", "ann@x.io", "Ann")],
-        &mut fake,
-    );
+    let r = upsert_ann_creating_first(&mut fake);
     assert_eq!(
-        (r[0].outcome, r[0].requests, r[0].remote_id.as_deref()),
+        (r.outcome, r.requests, r.remote_id.as_deref()),
         (Outcome::Updated, 3, Some("c7"))
     );
     assert_eq!(fake.body(2)["name"], json!("Ann"));
@@ -892,12 +913,7 @@ fn what_one_batch_learned_decides_the_next_batch_of_the_same_sync() {
             json_reply(200, json!([profile("c1", "ann@x.io", "Old")])),
         )
         .on(Method::Patch, &format!("{PROFILES}/c1"), status(204));
-    run_with(
-        &config_with("auto"),
-        SyncMode::Upsert,
-        &[item("k1", "ann@x.io", "Ann")],
-        &mut fake,
-    );
+    upsert_ann_creating_first(&mut fake);
     // Same instance (thread), next batch: Bob is looked up first.
     let mut fake = Fake::default()
         .on(
@@ -923,14 +939,9 @@ fn create_first_meeting_its_own_earlier_create_reports_created() {
         &find_email("ann@x.io"),
         json_reply(200, json!([profile(&id, "ann@x.io", "Ann")])),
     );
-    let r = run_with(
-        &config_with("auto"),
-        SyncMode::Upsert,
-        &[item("k1", "ann@x.io", "Ann")],
-        &mut fake,
-    );
+    let r = upsert_ann_creating_first(&mut fake);
     assert_eq!(
-        (r[0].outcome, r[0].requests, r[0].remote_id.as_deref()),
+        (r.outcome, r.requests, r.remote_id.as_deref()),
         (Outcome::Created, 2, Some(id.as_str()))
     );
 }
@@ -950,80 +961,33 @@ fn create_first_finds_its_own_create_by_id_while_the_search_lags() {
             &format!("{PROFILES}/{id}"),
             json_reply(200, profile(&id, "ann@x.io", "Ann")),
         );
-    let r = run_with(
-        &config_with("auto"),
-        SyncMode::Upsert,
-        &[item("k1", "ann@x.io", "Ann")],
-        &mut fake,
-    );
-    assert_eq!((r[0].outcome, r[0].requests), (Outcome::Created, 3));
+    let r = upsert_ann_creating_first(&mut fake);
+    assert_eq!((r.outcome, r.requests), (Outcome::Created, 3));
 }
 
 #[test]
 fn create_first_with_a_taken_email_nobody_can_be_found_by_is_retried_later() {
-    let id = own_id("k1");
-    let mut fake = Fake::default()
-        .on(Method::Post, PROFILES, taken("emails"))
-        .on(
-            Method::Get,
-            &find_email("ann@x.io"),
-            json_reply(200, json!([])),
-        )
-        .on(Method::Get, &format!("{PROFILES}/{id}"), status(404));
-    let r = run_with(
-        &config_with("auto"),
-        SyncMode::Upsert,
-        &[item("k1", "ann@x.io", "Ann")],
-        &mut fake,
-    );
-    let e = r[0].error.as_ref().unwrap();
+    let r = taken_by_nobody_findable("emails");
+    let e = r.error.as_ref().unwrap();
     assert_eq!(
-        (e.code, e.retryable, r[0].requests),
+        (e.code, e.retryable, r.requests),
         (ErrorCode::Conflict, true, 3)
     );
 }
 
 #[test]
 fn create_first_with_a_phone_held_by_another_customer_fails_the_row() {
-    let id = own_id("k1");
-    let mut fake = Fake::default()
-        .on(Method::Post, PROFILES, taken("phones"))
-        .on(
-            Method::Get,
-            &find_email("ann@x.io"),
-            json_reply(200, json!([])),
-        )
-        .on(Method::Get, &format!("{PROFILES}/{id}"), status(404));
-    let r = run_with(
-        &config_with("auto"),
-        SyncMode::Upsert,
-        &[item("k1", "ann@x.io", "Ann")],
-        &mut fake,
-    );
-    let e = r[0].error.as_ref().unwrap();
+    let r = taken_by_nobody_findable("phones");
+    let e = r.error.as_ref().unwrap();
     assert_eq!(
-        (e.code, e.retryable, r[0].requests),
+        (e.code, e.retryable, r.requests),
         (ErrorCode::Conflict, false, 3)
     );
 }
 
 #[test]
 fn a_match_on_the_external_id_always_looks_up_first() {
-    let config = parse(&[
-        Setting {
-            key: "domain".into(),
-            value: "acme".into(),
-        },
-        Setting {
-            key: "username".into(),
-            value: "api@acme.com".into(),
-        },
-        Setting {
-            key: "match-on".into(),
-            value: "externalCustomerId,email".into(),
-        },
-    ])
-    .unwrap();
+    let config = config_from(&[("match-on", "externalCustomerId,email")]);
     let plan = plan(&[("e", "email"), ("n", "name"), ("x", "externalCustomerId")]);
     let mut it = item("k1", "ann@x.io", "Ann");
     it.row.columns.push(Column {
