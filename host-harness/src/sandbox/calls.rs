@@ -112,28 +112,13 @@ impl Plugin {
         Ok(out)
     }
 
-    /// Write records through the tenant's egress policy in a fresh instance. Exactly one result
-    /// per item, in order, or the call fails as a whole (the host then fails every item of the
-    /// batch).
-    pub async fn sync_batch(
-        &self,
-        policy: Arc<EgressPolicy>,
-        context: BatchContext,
-        config: &[Setting],
-        mode: SyncMode,
-        mapping: &[FieldMapping],
-        items: Vec<SyncItem>,
-    ) -> Result<Vec<RecordResult>, HostError> {
-        let mut kept = None;
-        self.sync_batch_kept(&mut kept, policy, context, config, mode, mapping, items).await
-    }
-
-    /// [`Plugin::sync_batch`] in the instance `kept` holds (a new one when it holds none). The
-    /// instance is handed back in `kept` only when the call ended well and the plugin printed
-    /// nothing: one that trapped, ran out of time or broke the contract is dropped, so the next
-    /// batch starts from a fresh one.
+    /// Write records through the tenant's egress policy, in the instance `kept` holds (a new one
+    /// when it holds none). Exactly one result per item, in order, or the call fails as a whole
+    /// (the host then fails every item of the batch). The instance is handed back in `kept` only
+    /// when the call ended well and the plugin printed nothing: one that trapped, ran out of time
+    /// or broke the contract is dropped, so the next batch starts from a fresh one.
     #[allow(clippy::too_many_arguments)]
-    pub async fn sync_batch_kept(
+    pub async fn sync_batch(
         &self,
         kept: &mut Option<Instance>,
         policy: Arc<EgressPolicy>,

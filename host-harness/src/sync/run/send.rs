@@ -131,7 +131,7 @@ async fn send_once(
     let mut instance = kept.take();
     let task = tokio::spawn(async move {
         let ctx = BatchContext { sync_id: t.sync_id.clone(), attempt };
-        let results = t.plugin.sync_batch_kept(&mut instance, t.policy.clone(), ctx, &t.settings, t.mode, &t.mapping, items).await;
+        let results = t.plugin.sync_batch(&mut instance, t.policy.clone(), ctx, &t.settings, t.mode, &t.mapping, items).await;
         (instance, results)
     });
     match task.await {

@@ -96,7 +96,7 @@ pub(crate) async fn sync_batch(t: &Arc<Tenant>, n: usize) -> Result<Vec<RecordRe
     let what = format!("sync-batch of {}", t.name);
     guarded(&what, async move {
         let ctx = BatchContext { sync_id: t.sync_id.clone(), attempt: 0 };
-        t.plugin.sync_batch(t.policy.clone(), ctx, &t.settings, t.mode, &t.mapping, items(n)).await
+        t.plugin.sync_batch(&mut None, t.policy.clone(), ctx, &t.settings, t.mode, &t.mapping, items(n)).await
     })
     .await
 }
