@@ -11,12 +11,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use gladly_emulator::RecordedRequest;
 use serde_json::{Value, json};
 
 use crate::cli::Args;
 use crate::fixtures::{JobSpec, Tenants, generated_source, job, start_emulator, tenant_query};
-use crate::measure::rate_figures;
+use crate::measure::org_figures;
 use crate::report::round;
 
 pub async fn fairness(a: &Args) -> Result<Value> {
@@ -56,22 +55,19 @@ pub async fn fairness(a: &Args) -> Result<Value> {
     let (mut min_share, mut max_share, mut worst_window, mut total_429) = (f64::MAX, 0f64, 0u64, 0usize);
     for o in 0..orgs {
         let name = format!("org{o}");
-        let mine: Vec<&RecordedRequest> = reqs.iter().filter(|r| r.org == name).collect();
-        let (rate, max_fixed, max_sliding) = rate_figures(&mine);
-        let share = rate / f64::from(limit);
-        let throttled = mine.iter().filter(|r| r.status == Some(429)).count();
-        min_share = min_share.min(share);
-        max_share = max_share.max(share);
-        worst_window = worst_window.max(max_fixed);
-        total_429 += throttled;
+        let org = org_figures(&reqs, &name, limit);
+        min_share = min_share.min(org.share);
+        max_share = max_share.max(org.share);
+        worst_window = worst_window.max(org.max_fixed);
+        total_429 += org.throttled;
         per_org.push(json!({
             "org": name,
-            "requests": mine.len(),
-            "requests_per_second": round(rate, 3),
-            "share_of_limit": round(share, 4),
-            "max_requests_in_a_server_window": max_fixed,
-            "max_requests_in_any_1s": max_sliding,
-            "throttled_429": throttled,
+            "requests": org.requests,
+            "requests_per_second": round(org.rate, 3),
+            "share_of_limit": round(org.share, 4),
+            "max_requests_in_a_server_window": org.max_fixed,
+            "max_requests_in_any_1s": org.max_sliding,
+            "throttled_429": org.throttled,
         }));
     }
     // Tenants of one organization should finish together (fair share of its budget).

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::cli::Args;
 use crate::fixtures::{JobSpec, Tenants, generated_source, job, target_dir, tenant_query};
-use crate::measure::rate_figures;
+use crate::measure::{org_figures, proc_cpu_secs};
 use crate::report::round;
 
 /// Each organization's limit: Gladly's documented 10 requests per second.
@@ -112,17 +112,6 @@ impl EmulatorProcess {
     }
 }
 
-/// utime + stime of a `/proc/.../stat` file, in seconds (clock ticks of 1/100 s).
-fn proc_cpu_secs(path: &str) -> f64 {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = text.rsplit(')').next().unwrap_or_default();
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
-    (tick(11) + tick(12)) / 100.0
-}
-
 async fn one_size(a: &Args, n: usize) -> Result<Value> {
     let per_org = a.host_org_records;
     let (dir, db) = generated_source(&format!("orgs-{n}"), n * per_org, n)?;
@@ -156,14 +145,11 @@ async fn one_size(a: &Args, n: usize) -> Result<Value> {
     let reqs = emulator.stop()?;
     let (mut min_share, mut max_share, mut max_any_second, mut throttled) = (f64::MAX, 0f64, 0u64, 0usize);
     for t in 0..n {
-        let name = format!("org{t}");
-        let mine: Vec<&RecordedRequest> = reqs.iter().filter(|r| r.org == name).collect();
-        let (rate, _, sliding) = rate_figures(&mine);
-        let share = rate / f64::from(ORG_RATE);
-        min_share = min_share.min(share);
-        max_share = max_share.max(share);
-        max_any_second = max_any_second.max(sliding);
-        throttled += mine.iter().filter(|r| r.status == Some(429)).count();
+        let org = org_figures(&reqs, &format!("org{t}"), ORG_RATE);
+        min_share = min_share.min(org.share);
+        max_share = max_share.max(org.share);
+        max_any_second = max_any_second.max(org.max_sliding);
+        throttled += org.throttled;
     }
     Ok(json!({
         "organizations": n,
