@@ -33,6 +33,20 @@ pub struct JobConfig {
     /// Where each record's outcome is written back (opt-in).
     #[serde(default)]
     pub results: Option<ResultsConfig>,
+    /// When `destination-host serve` runs this job; the one-shot commands ignore it.
+    #[serde(default)]
+    pub schedule: Option<ScheduleSection>,
+}
+
+/// `[schedule]`: one of `every` (a duration such as `"15m"`) or `cron` (five fields, UTC).
+/// Without it, `serve` runs the job only when asked through the admin API.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSection {
+    /// Run again this long after the previous run started (`"30s"`, `"15m"`, `"1h"`).
+    pub every: Option<String>,
+    /// A cron expression (`"*/10 * * * *"`), evaluated in UTC.
+    pub cron: Option<String>,
 }
 
 /// `[sync]`.

@@ -10,6 +10,7 @@
 //! | [`sync`] | harness and tenants, the run pipeline, planning, ledger, retries, report |
 //! | [`state`] | the SQLite sync state: schema, records, batches, runs |
 //! | [`source`] | warehouse rows from CSV, JSON Lines, SQLite and PostgreSQL |
+//! | [`service`] | `serve`: the long-running worker, its schedules and its admin API |
 //! | [`results`] | each record's outcome, written back to a table or a JSON Lines file |
 //! | [`job`] | the job file the operator writes |
 //! | [`fingerprint`] | what the planner compares and the state stores |
@@ -26,6 +27,7 @@ pub mod fingerprint;
 pub mod job;
 pub mod results;
 pub mod sandbox;
+pub mod service;
 pub mod source;
 pub mod state;
 pub mod sync;

@@ -1,6 +1,6 @@
 //! `destination-host`: run a destination component against a job file.
 //!
-//! Commands: `spec`, `validate`, `check`, `preview`, `sync`. Secrets are read from the
+//! Commands: `spec`, `validate`, `check`, `preview`, `sync`, `failures`, `serve`. Secrets are read from the
 //! environment or a file named in the job file, never from the command line.
 
 use std::io::IsTerminal;
@@ -68,6 +68,30 @@ enum Command {
     },
     /// List the rows currently failing, grouped by error code, with the fix.
     Failures(JobArgs),
+    /// Run as a worker: every job in a folder, on its schedule or on demand, with an admin API.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Clone)]
+struct ServeArgs {
+    /// The folder of job files (`*.toml`); watched for changes.
+    #[arg(long)]
+    jobs: PathBuf,
+    /// Where the admin API listens. A non-loopback address needs an admin token.
+    #[arg(long, default_value = "127.0.0.1:8686")]
+    listen: std::net::SocketAddr,
+    /// The worker's own files (paused syncs); default: `.serve` inside the job folder.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// A file whose first line is the admin token (else DESTINATION_HOST_ADMIN_TOKEN).
+    #[arg(long)]
+    admin_token_file: Option<PathBuf>,
+    /// Syncs run at once.
+    #[arg(long, default_value_t = 8)]
+    max_parallel_runs: usize,
+    /// How long shutdown waits for runs to finish their batches in flight (e.g. 60s).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    shutdown_grace: std::time::Duration,
 }
 
 fn overrides(set: &[String]) -> Result<Vec<Setting>, String> {
@@ -156,6 +180,25 @@ async fn main_inner(cli: Cli) -> Result<bool, String> {
             println!("{}", host_harness::sync::triage::render(&job.sync.id, &groups));
             Ok(true)
         }
+        Command::Serve(args) => {
+            use host_harness::service::{ServeConfig, auth::{ADMIN_TOKEN_ENV, AdminToken}, serve};
+            let token = AdminToken::resolve(args.admin_token_file.as_deref(), std::env::var(ADMIN_TOKEN_ENV).ok(), args.listen)?;
+            let config = ServeConfig {
+                data_dir: args.data_dir.clone().unwrap_or_else(|| args.jobs.join(".serve")),
+                jobs_dir: args.jobs,
+                listen: args.listen,
+                token,
+                slots: args.max_parallel_runs,
+                shutdown_grace: args.shutdown_grace,
+            };
+            serve(config, shutdown_signal(), |addr| {
+                use std::io::Write;
+                println!("admin API listening on http://{addr}");
+                let _ = std::io::stdout().flush();
+            })
+            .await?;
+            Ok(true)
+        }
         Command::Sync { job: args, report, only_failed } => {
             let (job, mut opts) = load(&args)?;
             opts.only_failed = only_failed;
@@ -169,6 +212,22 @@ async fn main_inner(cli: Cli) -> Result<bool, String> {
             }
             Ok(!run.has_failures())
         }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGTERM ({e}); stop with Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
     }
 }
 

@@ -5,6 +5,7 @@
 //! tenant, never between batches of the same tenant.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -81,6 +82,31 @@ pub struct Instance {
     pub exports: bindings::PluginHostView,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
+    _live: Live,
+}
+
+/// Instances alive in this process (for a service's metrics).
+static LIVE_INSTANCES: AtomicUsize = AtomicUsize::new(0);
+
+/// How many plugin instances are alive in this process.
+pub fn live_instances() -> usize {
+    LIVE_INSTANCES.load(Ordering::Relaxed)
+}
+
+/// Counts one instance while it lives.
+struct Live;
+
+impl Live {
+    fn new() -> Live {
+        LIVE_INSTANCES.fetch_add(1, Ordering::Relaxed);
+        Live
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        LIVE_INSTANCES.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Instance {
@@ -212,7 +238,7 @@ impl Plugin {
             .instantiate_async(&mut store)
             .await
             .map_err(|e| HostError::Plugin { tenant: tenant.to_string(), reason: format!("instantiation failed: {e}") })?;
-        Ok(Instance { store, exports, stdout, stderr })
+        Ok(Instance { store, exports, stdout, stderr, _live: Live::new() })
     }
 }
 

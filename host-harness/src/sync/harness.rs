@@ -36,6 +36,9 @@ pub struct RunOptions {
     pub progress: bool,
     /// Send only the records whose last attempt failed (every kind of failure), nothing else.
     pub only_failed: bool,
+    /// Becomes `true` when the host shuts down: the run stops taking work, finishes the batches
+    /// in flight and hands the rest back (not attempted, state untouched) for the next run.
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// A tenant ready to run: validated configuration, resolved hosts, its egress policy.
@@ -75,6 +78,13 @@ impl Harness {
     /// A harness with its own engine and limiter registry.
     pub fn new(config: RuntimeConfig) -> Result<Harness, HostError> {
         Ok(Harness { runtime: Runtime::new(config)?, limiters: Arc::new(LimiterRegistry::new()), plugins: Mutex::default() })
+    }
+
+    /// A harness whose organizations share `limiters` with other harnesses (a service runs one
+    /// harness per distinct set of limits, and an organization must have one limiter whatever
+    /// the limits of the jobs writing to it).
+    pub fn with_limiters(config: RuntimeConfig, limiters: Arc<LimiterRegistry>) -> Result<Harness, HostError> {
+        Ok(Harness { runtime: Runtime::new(config)?, limiters, plugins: Mutex::default() })
     }
 
     /// A harness configured from a job file (cache folder and limits).

@@ -132,6 +132,9 @@ impl PreviewRecord {
 pub struct RunReport {
     /// Sync id.
     pub sync_id: String,
+    /// The run's number in the sync state (none for a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<i64>,
     /// Tenant.
     pub tenant: String,
     /// Mode.

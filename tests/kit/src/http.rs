@@ -52,12 +52,26 @@ pub struct Client {
     pub host: String,
     /// Basic auth user and token; `None` sends no `Authorization`.
     pub auth: Option<(String, String)>,
+    /// An `Authorization` value sent as it is (instead of Basic auth).
+    pub authorization: Option<String>,
 }
 
 impl Client {
     /// The emulator's default user on `acme.gladly.com`.
     pub fn new(em: &Emulator) -> Self {
-        Client { addr: em.addr(), host: "acme.gladly.com".into(), auth: Some((DEFAULT_USER.into(), DEFAULT_TOKEN.into())) }
+        Client { addr: em.addr(), host: "acme.gladly.com".into(), auth: Some((DEFAULT_USER.into(), DEFAULT_TOKEN.into())), authorization: None }
+    }
+
+    /// Any HTTP server on `addr` (an admin API), without credentials.
+    pub fn at(addr: SocketAddr) -> Self {
+        Client { addr, host: addr.to_string(), auth: None, authorization: None }
+    }
+
+    /// Sends `Authorization: Bearer <token>`.
+    pub fn bearer(mut self, token: &str) -> Self {
+        self.auth = None;
+        self.authorization = Some(format!("Bearer {token}"));
+        self
     }
 
     /// Another `Host`.
@@ -86,6 +100,9 @@ impl Client {
         let mut req = Request::builder().method(method).uri(path).header("host", &self.host).header("accept", "application/json");
         if let Some((u, t)) = &self.auth {
             req = req.header("authorization", basic_auth(u, t));
+        }
+        if let Some(a) = &self.authorization {
+            req = req.header("authorization", a);
         }
         let body = match body {
             Some(v) => {

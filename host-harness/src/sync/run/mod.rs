@@ -80,6 +80,7 @@ impl Harness {
             None => None,
         };
         let shared = Arc::new(RunShared::default());
+        let _stop_watch = opts.stop.clone().map(|stop| StopWatch::spawn(stop, shared.clone()));
         let progress = Progress::new(opts.progress, &tenant.name);
 
         let mut reader = Reader::spawn(job.source.clone());
@@ -136,6 +137,7 @@ impl Harness {
         let elapsed = meter.started.elapsed().as_secs_f64();
         Ok(RunReport {
             sync_id: tenant.sync_id.clone(),
+            run_id: ledger.run_id(),
             tenant: tenant.name.clone(),
             mode: format!("{:?}", tenant.mode).to_lowercase(),
             plugin: format!("{} {}", tenant.spec.name, tenant.spec.version),
@@ -153,6 +155,25 @@ impl Harness {
             preview: plan.preview,
             failures,
         })
+    }
+}
+
+/// Stops the run when the host shuts down; ends with the run (dropping it ends the watch).
+struct StopWatch(tokio::task::JoinHandle<()>);
+
+impl StopWatch {
+    fn spawn(mut stop: tokio::sync::watch::Receiver<bool>, shared: Arc<RunShared>) -> StopWatch {
+        StopWatch(tokio::spawn(async move {
+            if stop.wait_for(|s| *s).await.is_ok() {
+                shared.abort("the host is shutting down: the batches in flight were finished, the rest goes with the next run".into());
+            }
+        }))
+    }
+}
+
+impl Drop for StopWatch {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -17,5 +17,6 @@ mod portability;
 mod rate;
 mod results;
 mod scenarios;
+mod serve;
 mod sources_e2e;
 mod updates;

@@ -30,6 +30,7 @@ async fn binary_listens_on_loopback() {
             addr,
             host: "acme.gladly.com".into(),
             auth: Some(("api@example.com".into(), "emulator-token".into())),
+            authorization: None,
         };
         let r = client.get("/api/v1/organization").await;
         if r.status != 200 || r.header("ratelimit-limit-second").as_deref() != Some("5") {
