@@ -8,8 +8,9 @@
 //! - when it is full, its hashes are sorted and spilled to a temporary run file (16 bytes a key;
 //!   removed when the set is dropped), and runs are merged four at a time ([`runs`]), so 10M keys
 //!   make about a dozen files at most;
-//! - in memory per spilled key: a blocked Bloom filter (8–12 bits) and a sparse index of the runs
-//!   (1 bit), about 1.2 bytes a key: 12 MiB at 10M keys instead of 190–390 MiB as a hash set.
+//! - in memory per spilled key: a blocked Bloom filter (8–12 bits: 8 per key of a capacity grown
+//!   1.5× at a time) and a sparse index of the runs (1 bit), 1.1–1.6 bytes a key: 10–17 MiB at
+//!   10M keys instead of 190–390 MiB as a hash set. That is the only part that still grows.
 //!
 //! A key not seen before costs a table probe and a filter probe; the disk is read (one 4 KiB block
 //! per run) only to confirm a filter "maybe", so the check stays exact: a repeated key is always
