@@ -74,6 +74,9 @@ pub enum HostError {
     /// The sync state cannot be read or written.
     #[error(transparent)]
     State(#[from] StateError),
+    /// The source's key set could not use its temporary run files.
+    #[error(transparent)]
+    KeySpill(#[from] crate::source::keys::SpillError),
     /// A task of the host failed while it carried a batch; that batch failed, the run goes on.
     #[error("a host task failed while sending this batch ({reason}); the batch is retried")]
     HostTask {

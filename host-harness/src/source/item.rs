@@ -45,6 +45,9 @@ pub enum SourceItem {
 /// only without their password.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
+    /// The key set could not spill to or read its temporary run files.
+    #[error(transparent)]
+    KeySpill(#[from] crate::source::keys::SpillError),
     /// The configuration is incomplete or contradictory.
     #[error("source configuration: {0}")]
     Config(String),

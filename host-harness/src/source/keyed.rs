@@ -66,9 +66,10 @@ impl<R: Reader> Keyed<R> {
         }
     }
 
-    fn process(&mut self, raw: RawRecord) -> SourceItem {
+    /// One record as a row or an invalid row; `Err` only when the key set fails (its run files).
+    fn process(&mut self, raw: RawRecord) -> Result<SourceItem, SourceError> {
         let RawRecord { record, line, mut columns, error } = raw;
-        let invalid = |key: Option<String>, error: RecordError| SourceItem::Invalid(InvalidRow { record, line, key, error });
+        let invalid = |key: Option<String>, error: RecordError| Ok(SourceItem::Invalid(InvalidRow { record, line, key, error }));
         let where_ = match line {
             Some(l) => format!("line {l}"),
             None => format!("record {record}"),
@@ -102,7 +103,8 @@ impl<R: Reader> Keyed<R> {
         //    so a later row repeating it is still a duplicate.
         if let Some(e) = error {
             if let Some(k) = &key {
-                let _ = self.keys.remember(k);
+                // Already a duplicate or not, the row is invalid either way.
+                let _ = self.keys.remember(k)?;
             }
             return invalid(key, e);
         }
@@ -114,7 +116,7 @@ impl<R: Reader> Keyed<R> {
                 return invalid(None, e);
             }
         };
-        if let Err(mut e) = self.keys.remember(&key) {
+        if let Err(mut e) = self.keys.remember(&key)? {
             e.message = format!("{where_}: {}", e.message);
             return invalid(Some(key), e);
         }
@@ -146,7 +148,7 @@ impl<R: Reader> Keyed<R> {
                 }
             }
         }
-        SourceItem::Row(Row { key, columns })
+        Ok(SourceItem::Row(Row { key, columns }))
     }
 }
 
@@ -177,7 +179,11 @@ impl<R: Reader> Iterator for Keyed<R> {
                 self.done = true;
                 Some(Err(e))
             }
-            Some(Ok(raw)) => Some(Ok(self.process(raw))),
+            Some(Ok(raw)) => {
+                let item = self.process(raw);
+                self.done = item.is_err();
+                Some(item)
+            }
         }
     }
 }

@@ -54,9 +54,9 @@
 //! ```
 //! Times are RFC 3339 UTC text with milliseconds.
 //!
-//! Which keys left the source is not stored: a finished run compares the state's keys with the
-//! run's own set of source keys ([`SyncState::count_keys_absent`]), so an unchanged row costs one
-//! lookup and no write. (Version 1 wrote a `last_seen_run` per row per run; migration 2 drops it.)
+//! Which keys left the source is not stored: a finished run compares the state's keys
+//! ([`SyncState::for_each_key`]) with the run's own set of source keys, sorted and merge-joined on
+//! disk (`source::keys`), so an unchanged row costs one lookup and no write. (Version 1 wrote a `last_seen_run` per row per run; migration 2 drops it.)
 
 pub mod batches;
 pub mod database;

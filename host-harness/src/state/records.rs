@@ -149,23 +149,33 @@ impl SyncState<'_> {
         Ok(out)
     }
 
-    /// How many keys state holds for this sync that `present` says are not in the source: the
-    /// rows that disappeared, when `present` answers from a finished run's key set. One ordered
-    /// scan of the sync's keys; nothing is written.
-    pub fn count_keys_absent(&self, present: impl Fn(&str) -> bool) -> Result<u64, StateError> {
+    /// Calls `f` with every key state holds for this sync, in key order (one scan, nothing
+    /// written, no key kept); stops at `f`'s first error.
+    pub fn for_each_key<E: From<StateError>>(&self, mut f: impl FnMut(&str) -> Result<(), E>) -> Result<(), E> {
         let db = self.db;
         let mut stmt = db
             .conn
             .prepare_cached("SELECT record_key FROM records WHERE sync_id = ?1")
-            .map_err(db.err("preparing the disappeared-keys scan"))?;
-        let mut rows = stmt.query(params![self.id]).map_err(db.err("scanning for disappeared keys"))?;
-        let mut absent = 0;
-        while let Some(row) = rows.next().map_err(db.err("scanning for disappeared keys"))? {
-            let key: String = row.get(0).map_err(db.err("reading a record key"))?;
-            if !present(&key) {
-                absent += 1;
-            }
+            .map_err(db.err("preparing the key scan"))?;
+        let mut rows = stmt.query(params![self.id]).map_err(db.err("scanning the keys"))?;
+        while let Some(row) = rows.next().map_err(db.err("scanning the keys"))? {
+            let key = row
+                .get_ref(0)
+                .and_then(|v| v.as_str().map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, v.data_type(), Box::new(e))))
+                .map_err(db.err("reading a record key"))?;
+            f(key)?;
         }
+        Ok(())
+    }
+
+    /// How many keys state holds for this sync that `present` says are not in the source (the
+    /// ledger counts disappeared rows with a merge-join instead: see `KeyChecker::count_missing`).
+    pub fn count_keys_absent(&self, present: impl Fn(&str) -> bool) -> Result<u64, StateError> {
+        let mut absent = 0;
+        self.for_each_key(|k| {
+            absent += u64::from(!present(k));
+            Ok::<(), StateError>(())
+        })?;
         Ok(absent)
     }
 

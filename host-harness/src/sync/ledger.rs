@@ -10,6 +10,7 @@ use crate::fingerprint::{Fingerprint, mapping_fingerprint};
 use crate::sync::plan::{self, PlanError, Planned, Planner};
 use crate::sync::report::Counts;
 use crate::source::KeyChecker;
+use crate::source::keys::key_hash;
 use crate::state::{RunCounts, RunId, RunLock, RunStatus, State, lock_run};
 use crate::sync::Tenant;
 
@@ -124,7 +125,12 @@ impl Ledger {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let sync = state.sync(&self.sync_id);
         let disappeared = match (aborted, source_keys) {
-            (None, Some(keys)) => sync.count_keys_absent(|k| keys.contains(k))?,
+            (None, Some(keys)) => {
+                // Sorted and merge-joined on disk: no lookup per state key, no memory per key.
+                let mut state_keys = keys.sorter();
+                sync.for_each_key(|k| state_keys.push(key_hash(k)).map_err(HostError::from))?;
+                keys.count_missing(&mut state_keys)?
+            }
             _ => 0,
         };
         if aborted.is_none() && !self.only_failed {

@@ -86,7 +86,7 @@ pub async fn planning(a: &Args) -> Result<Value> {
         let before = proc_kib("VmRSS:");
         let mut keys = host_harness::source::keys::KeyChecker::new("id");
         for i in 0..n {
-            keys.remember(&customer_key(i)).map_err(|e| anyhow::anyhow!(e.message))?;
+            keys.remember(&customer_key(i))?.map_err(|e| anyhow::anyhow!(e.message))?;
         }
         let peak = proc_kib("VmHWM:").saturating_sub(before);
         drop(keys);

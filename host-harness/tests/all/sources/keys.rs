@@ -40,8 +40,9 @@ fn a_key_of_an_invalid_row_still_counts_for_duplicates() {
 fn key_checker_stays_small_for_many_keys() {
     let mut k = source::KeyChecker::new("id");
     for i in 0..200_000u32 {
-        k.check(&Cell::Integer(i64::from(i))).unwrap();
+        k.check(&Cell::Integer(i64::from(i))).unwrap().unwrap();
     }
     assert_eq!(k.len(), 200_000);
-    assert_eq!(k.check(&Cell::Text("199999".into())).unwrap_err().code, ErrorCode::DuplicateKey);
+    assert_eq!(k.check(&Cell::Text("199999".into())).unwrap().unwrap_err().code, ErrorCode::DuplicateKey);
+    assert_eq!(k.check(&Cell::Text("0".into())).unwrap().unwrap_err().code, ErrorCode::DuplicateKey, "a spilled key");
 }
