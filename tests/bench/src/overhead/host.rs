@@ -15,6 +15,7 @@ use host_harness::sync::ledger::Ledger;
 use host_harness::sync::{Harness, RunOptions, Tenant};
 
 use crate::fixtures::{HOST_MAX_RATE, TempDir, customers_job, generated_source};
+use crate::measure::proc_cpu_secs;
 
 /// What one component run cost: the fixed part and the sending.
 pub struct HostRun {
@@ -24,8 +25,10 @@ pub struct HostRun {
     pub state_open_secs: f64,
     /// Making the `C` instances the senders keep.
     pub instantiate_secs: f64,
-    /// Sending every item.
+    /// Sending every item: wall-clock seconds, and CPU seconds of the whole process (the
+    /// emulator's included).
     pub send_secs: f64,
+    pub send_cpu_secs: f64,
     /// The tenant's batch size (`[limits] batch_size`).
     pub batch_size: usize,
 }
@@ -58,7 +61,7 @@ pub async fn run(emulator: &Emulator, items: &[SyncItem], c: usize) -> Result<Ho
     let queue: VecDeque<Vec<SyncItem>> = items.chunks(batch).map(<[SyncItem]>::to_vec).collect();
     let queue = Arc::new(Mutex::new(queue));
     let tenant = Arc::new(tenant);
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), proc_cpu_secs("/proc/self/stat"));
     let mut senders = tokio::task::JoinSet::new();
     for instance in kept {
         senders.spawn(sender(tenant.clone(), queue.clone(), instance));
@@ -68,11 +71,12 @@ pub async fn run(emulator: &Emulator, items: &[SyncItem], c: usize) -> Result<Ho
         created += r??;
     }
     let send_secs = t.elapsed().as_secs_f64();
+    let send_cpu_secs = proc_cpu_secs("/proc/self/stat") - cpu;
     drop(ledger);
     if created != items.len() {
         bail!("the component created {created} of {}", items.len());
     }
-    Ok(HostRun { prepare_secs, state_open_secs, instantiate_secs, send_secs, batch_size: batch })
+    Ok(HostRun { prepare_secs, state_open_secs, instantiate_secs, send_secs, send_cpu_secs, batch_size: batch })
 }
 
 /// One sender: takes batches until none is left, in the instance it keeps; the records created.

@@ -40,6 +40,7 @@ pub async fn host_overhead(a: &Args) -> Result<Value> {
     for &n in &sizes {
         let items = items(n);
         let (mut host, mut native, mut fixed, mut batch) = (Vec::new(), Vec::new(), Vec::new(), 0);
+        let (mut host_cpu, mut native_cpu) = (Vec::new(), Vec::new());
         for _ in 0..runs {
             let emulator = unlimited().await?;
             let h = host::run(&emulator, &items, c).await?;
@@ -49,7 +50,7 @@ pub async fn host_overhead(a: &Args) -> Result<Value> {
             let emulator = unlimited().await?;
             // The native client takes its records in batches of the tenant's batch size too.
             batch = h.batch_size;
-            let secs = native::run(&emulator, native_records(&host_log, n)?, c, batch).await?;
+            let (secs, cpu) = native::run(&emulator, native_records(&host_log, n)?, c, batch).await?;
             same_requests(&host_log, &emulator.requests())?;
             if emulator.profiles("acme").len() != n {
                 bail!("the native client created {} of {n}", emulator.profiles("acme").len());
@@ -57,9 +58,21 @@ pub async fn host_overhead(a: &Args) -> Result<Value> {
             emulator.shutdown().await;
             host.push(h.send_secs);
             native.push(secs);
+            host_cpu.push(h.send_cpu_secs);
+            native_cpu.push(cpu);
             fixed.push([h.prepare_secs, h.state_open_secs, h.instantiate_secs]);
         }
-        per_size.push(SizeFigures { n, batch, host: median(&host), native: median(&native), host_runs: host, native_runs: native, fixed });
+        per_size.push(SizeFigures {
+            n,
+            batch,
+            host: median(&host),
+            native: median(&native),
+            host_cpu: median(&host_cpu),
+            native_cpu: median(&native_cpu),
+            host_runs: host,
+            native_runs: native,
+            fixed,
+        });
     }
     Ok(report(&per_size, c, runs))
 }
@@ -70,6 +83,9 @@ struct SizeFigures {
     batch: usize,
     host: f64,
     native: f64,
+    /// CPU seconds of the whole process (client and emulator), median.
+    host_cpu: f64,
+    native_cpu: f64,
     host_runs: Vec<f64>,
     native_runs: Vec<f64>,
     fixed: Vec<[f64; 3]>,
@@ -90,6 +106,9 @@ fn report(sizes: &[SizeFigures], c: usize, runs: usize) -> Value {
                 "host_records_per_second": round(s.n as f64 / s.host, 1),
                 "native_records_per_second": round(s.n as f64 / s.native, 1),
                 "ratio": round(s.native / s.host, 3),
+                "host_cpu_secs": round(s.host_cpu, 2),
+                "native_cpu_secs": round(s.native_cpu, 2),
+                "cpu_ratio": round(s.native_cpu / s.host_cpu, 3),
             })
         })
         .collect();
@@ -117,6 +136,9 @@ fn report(sizes: &[SizeFigures], c: usize, runs: usize) -> Value {
             "host_us_per_record": round(host * 1e6, 2),
             "native_us_per_record": round(native * 1e6, 2),
             "ratio": round(ratio, 3),
+            "host_cpu_us_per_record": round((hi.host_cpu - lo.host_cpu) / d * 1e6, 1),
+            "native_cpu_us_per_record": round((hi.native_cpu - lo.native_cpu) / d * 1e6, 1),
+            "cpu_ratio": round((hi.native_cpu - lo.native_cpu) / (hi.host_cpu - lo.host_cpu), 3),
         });
         doc["target_at_least_0_8x_native"] = json!(ratio >= 0.8 && at_sizes);
     }

@@ -20,6 +20,8 @@ use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 use wasmtime_wasi_http::{RequestOptions, WasiBody};
 
+use crate::measure::proc_cpu_secs;
+
 /// One record's work: its email and the create body the component sent for it.
 pub struct NativeRecord {
     pub email: String,
@@ -35,8 +37,9 @@ struct Shared {
 }
 
 /// Sends the requests for `records` to `emulator` with `c` workers taking `batch` records at a
-/// time; the seconds it took.
-pub async fn run(emulator: &Emulator, records: Vec<NativeRecord>, c: usize, batch: usize) -> Result<f64> {
+/// time; the wall-clock seconds it took and the CPU seconds of the whole process (the
+/// emulator's included).
+pub async fn run(emulator: &Emulator, records: Vec<NativeRecord>, c: usize, batch: usize) -> Result<(f64, f64)> {
     use base64::Engine;
     let basic = base64::engine::general_purpose::STANDARD
         .encode(format!("{}:{}", gladly_emulator::DEFAULT_USER, gladly_emulator::DEFAULT_TOKEN));
@@ -56,7 +59,7 @@ pub async fn run(emulator: &Emulator, records: Vec<NativeRecord>, c: usize, batc
         queue.push_back(records.by_ref().take(batch.max(1)).collect::<Vec<_>>());
     }
     let queue = Arc::new(Mutex::new(queue));
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), proc_cpu_secs("/proc/self/stat"));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..c {
         let (shared, queue) = (shared.clone(), queue.clone());
@@ -72,7 +75,7 @@ pub async fn run(emulator: &Emulator, records: Vec<NativeRecord>, c: usize, batc
     while let Some(r) = workers.join_next().await {
         r??;
     }
-    Ok(t.elapsed().as_secs_f64())
+    Ok((t.elapsed().as_secs_f64(), proc_cpu_secs("/proc/self/stat") - cpu))
 }
 
 /// Look the customer up by email; create it when nobody has it.
