@@ -73,7 +73,9 @@ impl Ledger {
         failed: &[(String, Fingerprint, RecordError)],
         results: &[String],
     ) -> Result<(), HostError> {
-        if self.run_id.is_none() {
+        // A batch whose records all went to the retry queue has nothing to write: no
+        // transaction (it would only take the write lock and sync an empty commit).
+        if self.run_id.is_none() || (confirmed.is_empty() && failed.is_empty() && results.is_empty()) {
             return Ok(());
         }
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());

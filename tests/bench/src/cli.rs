@@ -28,9 +28,13 @@ pub struct Args {
     /// Requests per row: emulator latency (ms) for the host and the naive baseline alike.
     #[arg(long, default_value_t = 20)]
     pub request_latency_ms: u64,
-    /// Host overhead: records synced by each client.
-    #[arg(long, default_value_t = 2000)]
-    pub overhead_records: usize,
+    /// Host overhead: record counts sent by each client, comma separated (the per-record cost
+    /// is the slope between the smallest and the largest).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1000usize, 10_000])]
+    pub overhead_sizes: Vec<usize>,
+    /// Host overhead: runs per size and side (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub overhead_runs: usize,
     /// Host overhead: concurrent instances (host) and connections (native client).
     #[arg(long, default_value_t = 8)]
     pub overhead_concurrency: usize,
@@ -101,7 +105,8 @@ pub fn pass_through(a: &Args) -> Vec<String> {
     push("baseline-records", a.baseline_records.to_string());
     push("request-rows", a.request_rows.to_string());
     push("request-latency-ms", a.request_latency_ms.to_string());
-    push("overhead-records", a.overhead_records.to_string());
+    push("overhead-sizes", a.overhead_sizes.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(","));
+    push("overhead-runs", a.overhead_runs.to_string());
     push("overhead-concurrency", a.overhead_concurrency.to_string());
     push("iterations", a.iterations.to_string());
     push("tenants", a.tenants.to_string());

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo xtask bench                         # builds the components, then runs every section
-//! cargo run --release -p bench --bin bench -- --only requests,overhead --records 500
+//! cargo run --release -p bench --bin bench -- --only requests,overhead --request-rows 500
 //! ```
 //!
 //! Each section runs in its own child process (this binary with `--child SECTION`), so that the
@@ -16,7 +16,7 @@
 //!   written;
 //! - [`fixtures`]: generated customers, job files, the emulator, the component's paths;
 //! - [`measure`]: memory read from `/proc`, request rates read from the emulator's log;
-//! - [`native`]: the native Rust client the host is compared with;
+//! - [`native`]: the naive native Rust client of `requests`;
 //! - the sections: [`rate`] (rate use), [`requests`] (requests per row), [`create_first`]
 //!   (requests per row of a first sync by what the organization holds), [`overhead`] (host
 //!   overhead), [`instantiate`] (instantiation and memory), [`planning`] (map + fingerprint +

@@ -1,7 +1,7 @@
 //! The native Rust client the host is compared with: hyper over plain TCP, one connection per
 //! worker (kept alive, or opened anew for each request), basic auth as the emulator's default
 //! user, the same find and write calls as the component. The naive find+write baseline of
-//! `requests` and the native clients of `overhead` are built on it.
+//! `requests` is built on it (`overhead` has its own native client, over the host's pool).
 
 use std::future::Future;
 use std::net::SocketAddr;
