@@ -1,8 +1,8 @@
 //! `GET /metrics`: the worker's counters in the Prometheus text format (`prometheus-client`).
 //!
 //! Records and runs are counted when a run ends, from its report. Requests and 429s are counted
-//! per organization while runs go on: each running tenant's egress counters are sampled every
-//! second ([`Metrics::sample`]) and what grew since the last sample is added, so a scrape in the
+//! per organization while runs go on: each running tenant's egress counters are sampled at every
+//! scheduler tick, 500 ms ([`Metrics::sample`]) and what grew since the last sample is added, so a scrape in the
 //! middle of a long run sees it progress. The share of the limit is the organization's requests
 //! over the last [`SHARE_WINDOW`] divided by what its limit allows in that time.
 
@@ -94,8 +94,8 @@ impl Default for Metrics {
 impl Metrics {
     /// Every metric registered, all at zero.
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("destination");
-        let m = Metrics {
+        let mut m = Metrics {
+            registry: Registry::with_prefix("destination"),
             records: Family::default(),
             record_errors: Family::default(),
             runs: Family::default(),
@@ -108,19 +108,18 @@ impl Metrics {
             instances: Gauge::default(),
             tracked: Mutex::default(),
             windows: Mutex::default(),
-            registry: Registry::default(),
         };
-        registry.register("records", "Records by final outcome of their run (created, updated, unchanged, skipped, failed, invalid)", m.records.clone());
-        registry.register("record_errors", "Records that failed, by error code", m.record_errors.clone());
-        registry.register("runs", "Runs by how they ended", m.runs.clone());
-        registry.register("run_duration_seconds", "Run durations", m.run_seconds.clone());
-        registry.register("requests", "Requests sent to the organization's API", m.requests.clone());
-        registry.register("throttled", "429 answers from the organization's API", m.throttled.clone());
-        registry.register("organization_limit_share", "Requests over the last 10 s as a share of what the organization's limit allows", m.share.clone());
-        registry.register("queue_depth", "Syncs waiting for a run slot", m.queue_depth.clone());
-        registry.register("runs_in_progress", "Syncs running", m.running.clone());
-        registry.register("instances_alive", "Plugin instances alive in this process", m.instances.clone());
-        Metrics { registry, ..m }
+        m.registry.register("records", "Records by final outcome of their run (created, updated, unchanged, skipped, failed, invalid)", m.records.clone());
+        m.registry.register("record_errors", "Records that failed, by error code", m.record_errors.clone());
+        m.registry.register("runs", "Runs by how they ended", m.runs.clone());
+        m.registry.register("run_duration_seconds", "Run durations", m.run_seconds.clone());
+        m.registry.register("requests", "Requests sent to the organization's API", m.requests.clone());
+        m.registry.register("throttled", "429 answers from the organization's API", m.throttled.clone());
+        m.registry.register("organization_limit_share", "Requests over the last 10 s as a share of what the organization's limit allows", m.share.clone());
+        m.registry.register("queue_depth", "Syncs waiting for a run slot", m.queue_depth.clone());
+        m.registry.register("runs_in_progress", "Syncs running", m.running.clone());
+        m.registry.register("instances_alive", "Plugin instances alive in this process", m.instances.clone());
+        m
     }
 
     /// Start sampling a running tenant's egress counters; stop with [`Metrics::untrack`].
