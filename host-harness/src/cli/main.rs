@@ -92,6 +92,34 @@ struct ServeArgs {
     /// How long shutdown waits for runs to finish their batches in flight (e.g. 60s).
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     shutdown_grace: std::time::Duration,
+    /// Share the work with other workers through this PostgreSQL database (state, run queue,
+    /// per-organization leases). Prefer the environment variable when the URL holds a password.
+    #[arg(long, env = "DESTINATION_HOST_COORDINATOR_URL", hide_env_values = true)]
+    coordinator: Option<String>,
+    /// With --coordinator: how long a lease lasts unrenewed, and how long a silent worker's runs
+    /// wait before another worker takes them over.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    lease_ttl: std::time::Duration,
+    /// With --coordinator: this worker's id in leases and logs (default: host name and process id).
+    #[arg(long)]
+    worker_id: Option<String>,
+}
+
+fn coordinator_config(
+    url: Option<String>,
+    lease_ttl: std::time::Duration,
+    worker_id: Option<String>,
+) -> Result<Option<host_harness::service::coordinator::CoordinatorConfig>, String> {
+    let Some(url) = url else { return Ok(None) };
+    if lease_ttl < std::time::Duration::from_secs(3) {
+        return Err(format!(
+            "--lease-ttl {} is shorter than 3s: the lease must outlast its one-second safety margin with room to renew; give 3s or more",
+            humantime::format_duration(lease_ttl)
+        ));
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "worker".into());
+    let worker_id = worker_id.unwrap_or_else(|| format!("{host}-{}", std::process::id()));
+    Ok(Some(host_harness::service::coordinator::CoordinatorConfig { url, lease_ttl, worker_id }))
 }
 
 fn overrides(set: &[String]) -> Result<Vec<Setting>, String> {
@@ -190,6 +218,7 @@ async fn main_inner(cli: Cli) -> Result<bool, String> {
                 token,
                 slots: args.max_parallel_runs,
                 shutdown_grace: args.shutdown_grace,
+                coordinator: coordinator_config(args.coordinator, args.lease_ttl, args.worker_id)?,
             };
             serve(config, shutdown_signal(), |addr| {
                 use std::io::Write;

@@ -383,7 +383,7 @@ impl WasiHttpHooks for EgressHooks {
             }
 
             if let Some(limiter) = &policy.limiter {
-                limiter.acquire().await;
+                limiter.acquire_leased().await.map_err(|lapsed| HttpError::InternalError(Some(lapsed.to_string())))?;
             }
             policy.stats.requests.fetch_add(1, Ordering::Relaxed);
             let started = Instant::now();

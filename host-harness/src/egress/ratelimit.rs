@@ -67,6 +67,18 @@ pub struct OrgLimiter {
     turn: tokio::sync::Mutex<()>,
     paused_until: Mutex<Option<Instant>>,
     window: Mutex<Window>,
+    /// With a coordinator: the local deadline of this worker's lease on the organization. No
+    /// permit is handed out past it, so a worker that lost the lease (paused, cut off) cannot
+    /// send next to the new owner. `None`: no coordinator, the process owns the organization.
+    lease_until: Mutex<Option<Instant>>,
+}
+
+/// A permit refused because this worker's lease on the organization has lapsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("this worker's lease on organization {org} has lapsed; the request was not sent")]
+pub struct LeaseLapsed {
+    /// The organization.
+    pub org: String,
 }
 
 /// The window rule's state.
@@ -106,6 +118,7 @@ impl OrgLimiter {
             turn: tokio::sync::Mutex::new(()),
             paused_until: Mutex::new(None),
             window: Mutex::new(Window { length: WINDOW, grants: VecDeque::new(), since_change: 0 }),
+            lease_until: Mutex::new(None),
         }
     }
 
@@ -145,6 +158,21 @@ impl OrgLimiter {
             };
             tokio::time::sleep_until(free_at).await;
         }
+    }
+
+    /// Wait for a permit, then refuse it if this worker's lease on the organization has lapsed
+    /// meanwhile (checked last: the wait itself may outlast the lease).
+    pub async fn acquire_leased(&self) -> Result<(), LeaseLapsed> {
+        self.acquire().await;
+        match *self.lease_until.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(until) if Instant::now() >= until => Err(LeaseLapsed { org: self.key.clone() }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Set (or, with `None`, lift) the local deadline of this worker's lease on the organization.
+    pub fn set_lease_deadline(&self, until: Option<Instant>) {
+        *self.lease_until.lock().unwrap_or_else(|p| p.into_inner()) = until;
     }
 
     /// Whether our own permits of the last second come close to the whole limit.

@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 
 use super::targets::{self, Target};
 use super::{ResultRow, ResultsError, TargetSpec};
-use crate::state::State;
+use crate::state::{State, StateLocation};
 
 /// Outbox rows delivered per target write.
 const ROWS_PER_WRITE: usize = 1000;
@@ -32,7 +32,7 @@ pub struct Shipper {
 impl Shipper {
     /// Open the target, deliver what earlier runs left in the outbox of `sync_id`, and start
     /// waiting for nudges.
-    pub fn start(spec: TargetSpec, state_dir: PathBuf, sync_id: String) -> Result<Shipper, ResultsError> {
+    pub fn start(spec: TargetSpec, location: StateLocation, state_dir: PathBuf, sync_id: String) -> Result<Shipper, ResultsError> {
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(String, u64), ResultsError>>(1);
         let (nudge, nudged) = mpsc::sync_channel::<()>(1);
         let failure = Arc::new(OnceLock::new());
@@ -40,7 +40,7 @@ impl Shipper {
         let thread = std::thread::Builder::new()
             .name("results-shipper".into())
             .spawn(move || {
-                let mut worker = match Worker::open(&spec, &state_dir, sync_id) {
+                let mut worker = match Worker::open(&spec, &location, &state_dir, sync_id) {
                     Ok(w) => w,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -125,9 +125,9 @@ struct Worker {
 }
 
 impl Worker {
-    fn open(spec: &TargetSpec, state_dir: &std::path::Path, sync_id: String) -> Result<Worker, ResultsError> {
+    fn open(spec: &TargetSpec, location: &StateLocation, state_dir: &std::path::Path, sync_id: String) -> Result<Worker, ResultsError> {
         let target = targets::open(spec)?;
-        let state = State::open(state_dir)?;
+        let state = location.open(state_dir)?;
         Ok(Worker { target, state, sync_id })
     }
 
@@ -212,7 +212,7 @@ mod tests {
             b.commit().unwrap();
         }
 
-        let shipper = Shipper::start(spec, dir.join("state"), "s".into()).unwrap();
+        let shipper = Shipper::start(spec, StateLocation::JobFolder, dir.join("state"), "s".into()).unwrap();
         assert_eq!(shipper.finish().unwrap(), 0, "nothing new in this run");
         let c = rusqlite::Connection::open(&db).unwrap();
         let keys: Vec<String> = c.prepare("SELECT row_key FROM results ORDER BY row_key").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
@@ -227,7 +227,7 @@ mod tests {
         let db = dir.join("w.sqlite");
         rusqlite::Connection::open(&db).unwrap().query_row("PRAGMA journal_mode=WAL", [], |_| Ok(())).unwrap();
         let spec = TargetSpec::Sqlite { path: db.clone(), table: TableName::parse("results").unwrap() };
-        let shipper = Shipper::start(spec, dir.join("state"), "s".into()).unwrap();
+        let shipper = Shipper::start(spec, StateLocation::JobFolder, dir.join("state"), "s".into()).unwrap();
         // The operator drops the table under the running sync.
         rusqlite::Connection::open(&db).unwrap().execute_batch("DROP TABLE results").unwrap();
         let state = State::open(dir.join("state")).unwrap();

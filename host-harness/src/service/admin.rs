@@ -30,6 +30,7 @@ use crate::service::Service;
 use crate::service::registry::{Refused, SetPausedError};
 use crate::service::runner::report_path;
 use crate::state::State as SyncStateDb;
+use crate::state::postgres::PgState;
 
 /// How many runs `GET /syncs/{id}/runs` lists.
 pub const RUNS_LISTED: usize = 50;
@@ -139,6 +140,15 @@ fn set_paused(svc: &Service, id: &str, paused: bool) -> Result<Json<Value>, ApiE
 
 async fn runs(State(svc): Svc, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let job = svc.registry.job(&id).ok_or_else(|| Refused::NotFound(id.clone()))?;
+    if let Some(c) = &svc.coordinator {
+        // Every worker's runs of the sync, from the shared database.
+        let url = c.config.url.clone();
+        let listed = tokio::task::spawn_blocking(move || SyncStateDb::open_postgres(&url, None).and_then(|s| s.sync(&id).runs(RUNS_LISTED)))
+            .await
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("reading runs failed: {e}")))?
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        return Ok(Json(json!({ "runs": listed })));
+    }
     let file = job.sync.state_dir.join(crate::state::STATE_FILE);
     if !file.exists() {
         return Ok(Json(json!({ "runs": [] })));
@@ -154,10 +164,19 @@ async fn runs(State(svc): Svc, Path(id): Path<String>) -> Result<Json<Value>, Ap
 async fn read_report(svc: &Service, run: Result<Path<(String, i64)>, PathRejection>) -> Result<Value, ApiError> {
     let Path((id, run)) = run?;
     let job = svc.registry.job(&id).ok_or_else(|| Refused::NotFound(id.clone()))?;
-    let path = report_path(&job, run);
-    let text = tokio::fs::read(&path)
-        .await
-        .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("no report of run {run} of sync {id:?} in this worker (see GET /syncs/{id}/runs)")))?;
+    let missing = || ApiError(StatusCode::NOT_FOUND, format!("no report of run {run} of sync {id:?} (see GET /syncs/{id}/runs)"));
+    let text = match &svc.coordinator {
+        None => tokio::fs::read(report_path(&job, run)).await.map_err(|_| missing())?,
+        Some(c) => {
+            let (url, sync) = (c.config.url.clone(), id.clone());
+            tokio::task::spawn_blocking(move || PgState::open(&url, None).and_then(|pg| pg.report(&sync, run)))
+                .await
+                .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the report failed: {e}")))?
+                .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+                .ok_or_else(missing)?
+                .into_bytes()
+        }
+    };
     let report: Value = serde_json::from_slice(&text).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("the report of run {run} is damaged: {e}")))?;
     if report["sync_id"] != json!(id) {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("run {run} is not a run of sync {id:?}")));

@@ -140,6 +140,8 @@ struct Inner {
 pub struct Registry {
     inner: Mutex<Inner>,
     pause_file: PathBuf,
+    /// Schedules run on slots shared by every worker (a coordinator is configured).
+    shared_slots: bool,
 }
 
 impl Registry {
@@ -151,7 +153,14 @@ impl Registry {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeSet::new(),
             Err(e) => return Err(format!("cannot read {}: {e}", pause_file.display())),
         };
-        Ok(Registry { inner: Mutex::new(Inner { paused, ..Inner::default() }), pause_file })
+        Ok(Registry { inner: Mutex::new(Inner { paused, ..Inner::default() }), pause_file, shared_slots: false })
+    }
+
+    /// Schedules on slots shared by every worker: an `every` schedule falls on multiples of its
+    /// period since the Unix epoch, so all workers agree which slot is due.
+    pub fn with_shared_slots(mut self) -> Registry {
+        self.shared_slots = true;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -213,6 +222,36 @@ impl Registry {
         due
     }
 
+    /// With a coordinator: every idle, unpaused sync whose time has come, with the schedule slot
+    /// it is due for (the same on every worker) and its job; each is moved on to its next slot
+    /// here, whichever worker ends up running it.
+    pub fn take_due_slots(&self, now: DateTime<Utc>) -> Vec<(String, DateTime<Utc>, JobConfig)> {
+        let mut inner = self.lock();
+        let mut due = Vec::new();
+        for (id, e) in inner.syncs.iter_mut() {
+            if e.phase != Phase::Idle || e.paused {
+                continue;
+            }
+            let Some((slot, next)) = e.next_due.filter(|t| *t <= now).and_then(|t| e.file.schedule.shared_slot(t, now)) else { continue };
+            e.next_due = Some(next);
+            due.push((id.clone(), slot, e.file.job.clone()));
+        }
+        due
+    }
+
+    /// With a coordinator: a queued run taken from the shared queue starts here, whatever this
+    /// worker's own phase said; `None` when the sync is not in this worker's folder or is paused.
+    pub fn start_now(&self, id: &str, now: DateTime<Utc>) -> Option<JobConfig> {
+        let mut inner = self.lock();
+        let e = inner.syncs.get_mut(id)?;
+        if e.paused {
+            return None;
+        }
+        e.phase = Phase::Running;
+        e.last_start = Some(now);
+        Some(e.file.job.clone())
+    }
+
     /// Queue one sync now, whatever its schedule.
     pub fn trigger(&self, id: &str) -> Result<(), Refused> {
         let mut inner = self.lock();
@@ -254,11 +293,14 @@ impl Registry {
         }
     }
 
-    /// A run ended: back to idle, next due from the schedule.
+    /// A run ended: back to idle, next due from the schedule (with a coordinator the next slot
+    /// was already set when this one was claimed).
     pub fn finish(&self, id: &str, last: LastRun, now: DateTime<Utc>) {
         if let Some(e) = self.lock().syncs.get_mut(id) {
             e.phase = Phase::Idle;
-            e.next_due = e.file.schedule.next_due(e.last_start, now);
+            if !self.shared_slots {
+                e.next_due = e.file.schedule.next_due(e.last_start, now);
+            }
             e.last = Some(last);
         }
     }

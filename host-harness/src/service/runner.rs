@@ -14,8 +14,11 @@ use crate::job::JobConfig;
 use crate::sandbox::RuntimeConfig;
 use crate::service::metrics::Metrics;
 use crate::service::registry::{LastRun, RunOutcome};
+use crate::service::coordinator::{Coordinator, lease};
+use crate::state::StateLocation;
+use crate::state::postgres::PgState;
 use crate::sync::report::RunReport;
-use crate::sync::{Harness, RunOptions};
+use crate::sync::{Harness, RunOptions, Tenant};
 
 /// The folder a sync's run reports are kept in.
 pub fn reports_dir(job: &JobConfig) -> PathBuf {
@@ -59,7 +62,28 @@ impl Runner {
     pub async fn run(&self, job: &JobConfig) -> LastRun {
         let started_at = Utc::now();
         let clock = Instant::now();
-        let result = self.run_inner(job).await;
+        let result = self.run_inner(job, None).await;
+        self.account(job, result, started_at, clock, None)
+    }
+
+    /// Run `job` once under its organization's lease, with its state in the coordinator's
+    /// database (fenced by the lease); the report is kept there too.
+    pub async fn run_leased(&self, job: &JobConfig, coordinator: &Arc<Coordinator>) -> LastRun {
+        let started_at = Utc::now();
+        let clock = Instant::now();
+        let result = self.run_inner(job, Some(coordinator)).await;
+        self.account(job, result, started_at, clock, Some(coordinator))
+    }
+
+    /// Count a finished run, keep its report, and say what the admin API shows of it.
+    fn account(
+        &self,
+        job: &JobConfig,
+        result: Result<RunReport, HostError>,
+        started_at: chrono::DateTime<Utc>,
+        clock: Instant,
+        coordinator: Option<&Arc<Coordinator>>,
+    ) -> LastRun {
         let finished_at = Utc::now();
         let secs = clock.elapsed().as_secs_f64();
         let id = &job.sync.id;
@@ -74,10 +98,14 @@ impl Runner {
                 };
                 self.metrics.run_finished(id, outcome, Some(&report), secs);
                 let message = report.aborted.clone();
-                if let Some(run_id) = report.run_id
-                    && let Err(e) = write_report(&report_path(job, run_id), &report)
-                {
-                    tracing::warn!(sync = %id, "cannot keep the run report: {e}");
+                if let Some(run_id) = report.run_id {
+                    let kept = match coordinator {
+                        None => write_report(&report_path(job, run_id), &report).map_err(|e| e.to_string()),
+                        Some(c) => keep_report_in_database(&c.config.url, run_id, &report),
+                    };
+                    if let Err(e) = kept {
+                        tracing::warn!(sync = %id, "cannot keep the run report: {e}");
+                    }
                 }
                 tracing::info!(sync = %id, "{}", report.summary());
                 LastRun { run_id: report.run_id, outcome, started_at, finished_at, counts: Some(report.counts), message }
@@ -90,15 +118,77 @@ impl Runner {
         }
     }
 
-    async fn run_inner(&self, job: &JobConfig) -> Result<RunReport, HostError> {
-        let opts = RunOptions { stop: Some(self.stop.clone()), ..RunOptions::default() };
+    async fn run_inner(&self, job: &JobConfig, coordinator: Option<&Arc<Coordinator>>) -> Result<RunReport, HostError> {
+        let mut opts = RunOptions { stop: Some(self.stop.clone()), ..RunOptions::default() };
         let harness = self.harness(job)?;
         let tenant = harness.prepare(job, &opts).await?;
         let tracked = self.metrics.track(&tenant.resolved.rate_limit_key, tenant.rate_per_second, tenant.policy.stats.clone());
-        let report = harness.run(&tenant, job, &opts).await;
+        let report = match coordinator {
+            None => harness.run(&tenant, job, &opts).await,
+            Some(c) => self.run_under_lease(&harness, &tenant, job, &mut opts, c).await,
+        };
         self.metrics.untrack(tracked);
         report
     }
+
+    /// Take the organization's lease, run with fenced state and the limiter held to the lease,
+    /// stop the run if the lease is lost, hand the lease back.
+    async fn run_under_lease(
+        &self,
+        harness: &Harness,
+        tenant: &Tenant,
+        job: &JobConfig,
+        opts: &mut RunOptions,
+        coordinator: &Arc<Coordinator>,
+    ) -> Result<RunReport, HostError> {
+        let org = tenant.resolved.rate_limit_key.clone();
+        let limiter = tenant.policy.limiter.clone().ok_or_else(|| HostError::Config("a coordinated run needs the organization's limiter".into()))?;
+        let mut worker_stop = self.stop.clone();
+        let grant = coordinator.book.acquire(&org, &mut worker_stop).await.map_err(|e| HostError::Config(e.to_string()))?;
+        tracing::info!(sync = %job.sync.id, org = %org, token = grant.fence.token, "lease taken");
+        // The run stops when the worker stops or the lease is lost.
+        let (run_stop, run_stop_rx) = tokio::sync::watch::channel(false);
+        let (done, done_rx) = tokio::sync::watch::channel(false);
+        let forward = {
+            let (mut worker_stop, run_stop) = (self.stop.clone(), run_stop.clone());
+            tokio::spawn(async move {
+                if worker_stop.wait_for(|s| *s).await.is_ok() {
+                    let _ = run_stop.send(true);
+                }
+            })
+        };
+        // Open the limiter before the first request (the keeper moves the deadline on).
+        limiter.set_lease_deadline(Some(grant.deadline));
+        let keeper = tokio::spawn(lease::keep(coordinator.book.clone(), grant.clone(), limiter.clone(), run_stop, done_rx));
+        opts.stop = Some(run_stop_rx);
+        opts.state = StateLocation::Postgres { url: coordinator.config.url.clone(), fence: Some(grant.fence.clone()) };
+        let report = harness.run(tenant, job, opts).await;
+        let _ = done.send(true);
+        let _ = keeper.await;
+        forward.abort();
+        // No request from here on until the lease is taken again.
+        limiter.set_lease_deadline(Some(tokio::time::Instant::now()));
+        if let Err(e) = coordinator.book.release(&grant.fence, limiter.window()).await {
+            tracing::warn!(org = %org, "cannot hand the lease back (it runs out by itself): {e}");
+        }
+        report
+    }
+
+    /// The organization a job writes to (its rate-limit key), from the plugin's own validation.
+    pub async fn organization_of(&self, job: &JobConfig) -> Result<String, HostError> {
+        let harness = self.harness(job)?;
+        let tenant = harness.prepare(job, &RunOptions::default()).await?;
+        Ok(tenant.resolved.rate_limit_key.clone())
+    }
+}
+
+/// Keep a report in the coordination database (blocking: on a thread of its own).
+fn keep_report_in_database(url: &str, run_id: i64, report: &RunReport) -> Result<(), String> {
+    let json = serde_json::to_string(report).map_err(|e| e.to_string())?;
+    let url = url.to_string();
+    std::thread::spawn(move || PgState::open(&url, None).and_then(|pg| pg.set_report(run_id, &json)).map_err(|e| e.to_string()))
+        .join()
+        .map_err(|_| "the report thread failed".to_string())?
 }
 
 fn write_report(path: &Path, report: &RunReport) -> std::io::Result<()> {

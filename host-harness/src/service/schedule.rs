@@ -69,6 +69,22 @@ impl Schedule {
         }
     }
 
+    /// With a coordinator: the slot a run due at `due` belongs to (the same instant on every
+    /// worker) and when the next slot falls. `every` slots are multiples of the period since the
+    /// Unix epoch; cron slots are the expression's own times. `None` for on-demand jobs.
+    pub fn shared_slot(&self, due: DateTime<Utc>, now: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        match self {
+            Schedule::OnDemand => None,
+            Schedule::Every(d) => {
+                let period = i64::try_from(d.as_millis()).ok().filter(|p| *p > 0)?;
+                let slot_ms = now.timestamp_millis().div_euclid(period) * period;
+                let slot = DateTime::<Utc>::from_timestamp_millis(slot_ms)?;
+                Some((slot, DateTime::<Utc>::from_timestamp_millis(slot_ms.checked_add(period)?)?))
+            }
+            Schedule::Cron { cron, .. } => Some((due, cron.find_next_occurrence(&now, false).ok()?)),
+        }
+    }
+
     /// A short description for the admin API (`every 15m`, `cron */10 * * * *`, `on demand`).
     pub fn describe(&self) -> String {
         match self {

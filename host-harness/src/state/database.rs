@@ -5,12 +5,20 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use crate::state::batches::SyncBatch;
+use crate::state::batches::{BatchInner, SyncBatch};
+use crate::state::postgres::{Fence, PgState};
 use crate::state::{StateError, schema};
+
+/// Where state is kept: a SQLite file (one machine), or PostgreSQL (workers sharing the work).
+pub(crate) enum Backend {
+    Sqlite(Connection),
+    Postgres(PgState),
+}
 
 /// The state database.
 pub struct State {
-    pub(crate) conn: Connection,
+    pub(crate) backend: Backend,
+    /// The SQLite file, or the PostgreSQL server without credentials.
     path: PathBuf,
 }
 
@@ -38,10 +46,26 @@ impl State {
         })?;
         schema::configure(&conn, &path)?;
         schema::migrate(&mut conn, &path)?;
-        Ok(State { conn, path })
+        Ok(State { backend: Backend::Sqlite(conn), path })
     }
 
-    /// The database file.
+    /// Opens the PostgreSQL state at `url` (migrating it); with a `fence`, every write checks
+    /// that this worker still holds that organization's lease.
+    pub fn open_postgres(url: &str, fence: Option<Fence>) -> Result<State, StateError> {
+        let pg = PgState::open(url, fence)?;
+        let path = PathBuf::from(pg.server());
+        Ok(State { backend: Backend::Postgres(pg), path })
+    }
+
+    /// The PostgreSQL state, when this is one.
+    pub fn postgres(&self) -> Option<&PgState> {
+        match &self.backend {
+            Backend::Postgres(pg) => Some(pg),
+            Backend::Sqlite(_) => None,
+        }
+    }
+
+    /// The database file (for PostgreSQL, the server without credentials).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -50,14 +74,24 @@ impl State {
         move |source| StateError::Sqlite { path: self.path.display().to_string(), context, source }
     }
 
+    /// The SQLite connection, or the PostgreSQL state for the caller to use instead.
+    pub(crate) fn sqlite(&self) -> Result<&Connection, &PgState> {
+        match &self.backend {
+            Backend::Sqlite(c) => Ok(c),
+            Backend::Postgres(pg) => Err(pg),
+        }
+    }
+
     /// The schema version of the open file.
     pub fn schema_version(&self) -> Result<i64, StateError> {
-        self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(self.err("reading the schema version"))
+        let conn = self.sqlite().map_err(|_| StateError::Usage("the schema version is a SQLite file's; PostgreSQL keeps destination_host.schema_version".into()))?;
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(self.err("reading the schema version"))
     }
 
     /// Runs `PRAGMA integrity_check` and returns its verdict (`ok` when sound).
     pub fn integrity_check(&self) -> Result<String, StateError> {
-        self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(self.err("checking integrity"))
+        let conn = self.sqlite().map_err(|_| StateError::Usage("the integrity check is for a SQLite state file".into()))?;
+        conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(self.err("checking integrity"))
     }
 
     /// The handle on one sync's records, runs and metadata.
@@ -67,8 +101,13 @@ impl State {
 
     /// Starts an `IMMEDIATE` write transaction. The connection is used from one thread at a time
     /// (`State` is not `Sync`); a nested write fails with SQLite's own error.
-    pub(crate) fn write(&self, context: &'static str) -> Result<rusqlite::Transaction<'_>, StateError> {
-        rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate).map_err(self.err(context))
+    pub(crate) fn write(&self, context: &'static str) -> Result<BatchInner<'_>, StateError> {
+        match &self.backend {
+            Backend::Sqlite(conn) => Ok(BatchInner::Sqlite(
+                rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate).map_err(self.err(context))?,
+            )),
+            Backend::Postgres(pg) => Ok(BatchInner::Postgres { pg, ops: Vec::new() }),
+        }
     }
 }
 
@@ -94,6 +133,6 @@ impl<'a> SyncState<'a> {
     /// Starts a write transaction for many records of this sync; nothing is visible until
     /// [`SyncBatch::commit`], and dropping the batch rolls it back.
     pub fn batch(&self) -> Result<SyncBatch<'a>, StateError> {
-        Ok(SyncBatch { tx: self.db.write("starting a write")?, sync_id: self.id, path: self.db.path().display().to_string() })
+        Ok(SyncBatch { inner: self.db.write("starting a write")?, sync_id: self.id, path: self.db.path().display().to_string() })
     }
 }

@@ -49,6 +49,36 @@ pub enum StateError {
         /// The lock file.
         path: String,
     },
+    /// PostgreSQL failed.
+    #[error("state database {server}: {context}: {source}")]
+    Postgres {
+        /// The server (without credentials).
+        server: String,
+        /// What was being done.
+        context: &'static str,
+        /// The driver's error.
+        #[source]
+        source: postgres::Error,
+    },
+    /// This worker no longer holds the organization's lease: another worker took it over (this
+    /// one was paused or cut off past the lease's expiry), so nothing it writes may land.
+    #[error("the lease on organization {org} (token {token}) is no longer held by this worker; the write was refused and the organization's new owner carries on from the confirmed state")]
+    Fenced {
+        /// The organization.
+        org: String,
+        /// The token this worker held.
+        token: i64,
+    },
+    /// The PostgreSQL state was written by a newer harness.
+    #[error("state database {server} has schema version {found}, newer than this harness knows ({known}); use the newer harness")]
+    PgTooNew {
+        /// The server.
+        server: String,
+        /// Its version.
+        found: i64,
+        /// Ours.
+        known: i64,
+    },
     /// The caller asked for something impossible.
     #[error("state usage: {0}")]
     Usage(String),

@@ -1,4 +1,5 @@
-//! Sync state: one SQLite file (`state.sqlite3`) per state directory.
+//! Sync state: one SQLite file (`state.sqlite3`) per state directory, or one PostgreSQL database
+//! shared by every worker ([`postgres`]).
 //!
 //! Lifetime: a [`State`] is one open database (one per run, or per test); a [`SyncState`] is a
 //! borrowed handle on one sync's rows in it; a [`SyncBatch`] is one write transaction.
@@ -10,6 +11,8 @@
 //! - [`runs`]: one row per run, and per-sync metadata.
 //! - [`outbox`]: results waiting to be shipped to the operator's results table.
 //! - [`lock`]: one run per sync at a time.
+//! - [`postgres`]: the same state in PostgreSQL, for workers that share the work, with every
+//!   write fenced by the organization's lease.
 //! - [`error`]: what can go wrong, naming the file and the fix.
 //!
 //! Per `(sync_id, record_key)` it keeps what the destination last **confirmed** (fingerprint,
@@ -63,6 +66,7 @@ pub mod database;
 pub mod error;
 pub mod lock;
 pub mod outbox;
+pub mod postgres;
 pub mod records;
 pub mod runs;
 pub mod schema;
@@ -74,3 +78,44 @@ pub use lock::{RunLock, lock_run};
 pub use records::{LastError, RecordState};
 pub use runs::{RunCounts, RunId, RunRecord, RunStatus, SyncMeta};
 pub use schema::{APPLICATION_ID, MIGRATIONS, STATE_FILE};
+
+/// Where a run keeps its state.
+#[derive(Clone, Default)]
+pub enum StateLocation {
+    /// `state.sqlite3` in the job's state folder (one machine; the run holds the file lock).
+    #[default]
+    JobFolder,
+    /// The coordinator's PostgreSQL database; writes are fenced by the organization's lease.
+    Postgres {
+        /// The connection URL (it may hold a password: never shown).
+        url: String,
+        /// The lease this run writes under.
+        fence: Option<postgres::Fence>,
+    },
+}
+
+impl std::fmt::Debug for StateLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateLocation::JobFolder => f.write_str("JobFolder"),
+            StateLocation::Postgres { url, fence } => {
+                f.debug_struct("Postgres").field("server", &postgres::redacted(url)).field("fence", fence).finish()
+            }
+        }
+    }
+}
+
+impl StateLocation {
+    /// Open the state: the job folder's file, or the PostgreSQL database.
+    pub fn open(&self, state_dir: &std::path::Path) -> Result<State, StateError> {
+        match self {
+            StateLocation::JobFolder => State::open(state_dir),
+            StateLocation::Postgres { url, fence } => State::open_postgres(url, fence.clone()),
+        }
+    }
+
+    /// Whether runs need the job folder's run lock (PostgreSQL runs are kept apart by the lease).
+    pub fn needs_file_lock(&self) -> bool {
+        matches!(self, StateLocation::JobFolder)
+    }
+}

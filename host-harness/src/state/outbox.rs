@@ -4,17 +4,25 @@
 
 use rusqlite::params;
 
+use crate::state::batches::{BatchInner, sqlite_err};
+use crate::state::postgres::PgOp;
 use crate::state::{StateError, SyncBatch, SyncState};
 
 impl SyncBatch<'_> {
     /// Queue one result row (JSON) with this batch's writes: it becomes visible to the shipper
     /// only when the batch commits, so a result is never ahead of the state it reports.
     pub fn queue_result(&mut self, result: &str) -> Result<(), StateError> {
-        let mut stmt = self
-            .tx
+        let tx = match &mut self.inner {
+            BatchInner::Sqlite(tx) => tx,
+            BatchInner::Postgres { ops, .. } => {
+                ops.push(PgOp::Result { json: result.to_string() });
+                return Ok(());
+            }
+        };
+        let mut stmt = tx
             .prepare_cached("INSERT INTO results_outbox (sync_id, result) VALUES (?1, ?2)")
-            .map_err(self.err("preparing a result write"))?;
-        stmt.execute(params![self.sync_id, result]).map(|_| ()).map_err(self.err("queueing a result"))
+            .map_err(sqlite_err(&self.path, "preparing a result write"))?;
+        stmt.execute(params![self.sync_id, result]).map(|_| ()).map_err(sqlite_err(&self.path, "queueing a result"))
     }
 }
 
@@ -26,9 +34,11 @@ impl SyncState<'_> {
 
     /// Like [`Self::outbox_peek`], starting after `seq` (to page through without removing).
     pub fn outbox_peek_after(&self, seq: i64, limit: usize) -> Result<Vec<(i64, String)>, StateError> {
-        let mut stmt = self
-            .db
-            .conn
+        let conn = match self.db.sqlite() {
+            Ok(c) => c,
+            Err(pg) => return pg.outbox_peek_after(self.id, seq, limit),
+        };
+        let mut stmt = conn
             .prepare_cached("SELECT seq, result FROM results_outbox WHERE sync_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")
             .map_err(self.db.err("preparing an outbox read"))?;
         let rows = stmt
@@ -39,19 +49,25 @@ impl SyncState<'_> {
 
     /// Forget this sync's queued results up to and including `seq`: they were delivered.
     pub fn outbox_remove_through(&self, seq: i64) -> Result<usize, StateError> {
+        if let Err(pg) = self.db.sqlite() {
+            return pg.outbox_remove_through(self.id, seq);
+        }
         let b = self.batch()?;
-        let n = b
-            .tx
+        let BatchInner::Sqlite(tx) = &b.inner else { return Err(StateError::Usage("a SQLite batch was expected".into())) };
+        let n = tx
             .execute("DELETE FROM results_outbox WHERE sync_id = ?1 AND seq <= ?2", params![self.id, seq])
-            .map_err(b.err("removing delivered results"))?;
+            .map_err(sqlite_err(&b.path, "removing delivered results"))?;
         b.commit()?;
         Ok(n)
     }
 
     /// How many results of this sync wait to be shipped.
     pub fn outbox_len(&self) -> Result<u64, StateError> {
-        self.db
-            .conn
+        let conn = match self.db.sqlite() {
+            Ok(c) => c,
+            Err(pg) => return pg.outbox_len(self.id),
+        };
+        conn
             .query_row("SELECT count(*) FROM results_outbox WHERE sync_id = ?1", [self.id], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
             .map_err(self.db.err("counting the outbox"))

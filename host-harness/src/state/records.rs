@@ -72,7 +72,7 @@ pub(crate) fn outcome_label(o: Outcome) -> &'static str {
     }
 }
 
-fn parse_outcome(s: &str) -> Outcome {
+pub(crate) fn parse_outcome(s: &str) -> Outcome {
     match s {
         "created" => Outcome::Created,
         "updated" => Outcome::Updated,
@@ -118,8 +118,11 @@ impl SyncState<'_> {
     /// The state of one record.
     pub fn get(&self, key: &str) -> Result<Option<RecordState>, StateError> {
         let db = self.db;
-        let mut stmt = db
-            .conn
+        let conn = match db.sqlite() {
+            Ok(c) => c,
+            Err(pg) => return Ok(pg.get_many(self.id, vec![key.as_bytes().to_vec()])?.remove(key)),
+        };
+        let mut stmt = conn
             .prepare_cached(&format!("SELECT {RECORD_COLUMNS} FROM records WHERE sync_id = ?1 AND record_key = ?2"))
             .map_err(db.err("preparing a lookup"))?;
         stmt.query_row(params![self.id, key], record_from_row).optional().map_err(db.err("looking up a record"))
@@ -133,9 +136,13 @@ impl SyncState<'_> {
         if keys.is_empty() {
             return Ok(out);
         }
+        let conn = match db.sqlite() {
+            Ok(c) => c,
+            Err(pg) => return pg.get_many(self.id, keys.iter().map(|k| k.as_ref().as_bytes().to_vec()).collect()),
+        };
         let placeholders = (0..LOOKUP_CHUNK).map(|i| format!("?{}", i + 2)).collect::<Vec<_>>().join(",");
         let sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE sync_id = ?1 AND record_key IN ({placeholders})");
-        let mut stmt = db.conn.prepare_cached(&sql).map_err(db.err("preparing a batched lookup"))?;
+        let mut stmt = conn.prepare_cached(&sql).map_err(db.err("preparing a batched lookup"))?;
         for chunk in keys.chunks(LOOKUP_CHUNK) {
             // Pad the last chunk with its first key so one statement serves every chunk.
             let padded = chunk.iter().map(|k| k.as_ref()).chain(std::iter::repeat(chunk[0].as_ref())).take(LOOKUP_CHUNK);
@@ -153,8 +160,11 @@ impl SyncState<'_> {
     /// written, no key kept); stops at `f`'s first error.
     pub fn for_each_key<E: From<StateError>>(&self, mut f: impl FnMut(&str) -> Result<(), E>) -> Result<(), E> {
         let db = self.db;
-        let mut stmt = db
-            .conn
+        let conn = match db.sqlite() {
+            Ok(c) => c,
+            Err(pg) => return pg.for_each_key(self.id, f),
+        };
+        let mut stmt = conn
             .prepare_cached("SELECT record_key FROM records WHERE sync_id = ?1")
             .map_err(db.err("preparing the key scan"))?;
         let mut rows = stmt.query(params![self.id]).map_err(db.err("scanning the keys"))?;
@@ -182,7 +192,11 @@ impl SyncState<'_> {
     /// Records in state for this sync.
     pub fn record_count(&self) -> Result<u64, StateError> {
         let db = self.db;
-        db.conn
+        let conn = match db.sqlite() {
+            Ok(c) => c,
+            Err(pg) => return pg.record_count(self.id),
+        };
+        conn
             .query_row("SELECT count(*) FROM records WHERE sync_id = ?1", [self.id], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
             .map_err(db.err("counting records"))
@@ -191,8 +205,11 @@ impl SyncState<'_> {
     /// Records whose last attempt failed, most recent first.
     pub fn failures(&self, limit: usize) -> Result<Vec<RecordState>, StateError> {
         let db = self.db;
-        let mut stmt = db
-            .conn
+        let conn = match db.sqlite() {
+            Ok(c) => c,
+            Err(pg) => return pg.failures(self.id, limit),
+        };
+        let mut stmt = conn
             .prepare_cached(&format!(
                 "SELECT {RECORD_COLUMNS} FROM records WHERE sync_id = ?1 AND last_outcome = 'failed' ORDER BY updated_at DESC, record_key LIMIT ?2"
             ))

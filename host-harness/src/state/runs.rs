@@ -4,6 +4,7 @@
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+use crate::state::batches::{BatchInner, sqlite_err};
 use crate::state::schema::NOW;
 use crate::state::{State, StateError, SyncState};
 
@@ -36,7 +37,7 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
             RunStatus::Succeeded => "succeeded",
@@ -44,7 +45,7 @@ impl RunStatus {
             RunStatus::Interrupted => "interrupted",
         }
     }
-    fn parse(s: &str) -> RunStatus {
+    pub(crate) fn parse(s: &str) -> RunStatus {
         match s {
             "succeeded" => RunStatus::Succeeded,
             "failed" => RunStatus::Failed,
@@ -126,7 +127,11 @@ impl SyncState<'_> {
     /// The mapping fingerprint and component version this sync last used.
     pub fn meta(&self) -> Result<Option<SyncMeta>, StateError> {
         let db = self.db;
-        db.conn
+        let conn = match db.sqlite() {
+            Ok(c) => c,
+            Err(pg) => return pg.meta(self.id),
+        };
+        conn
             .query_row(
                 "SELECT mapping_fingerprint, component_version, updated_at FROM syncs WHERE sync_id = ?1",
                 [self.id],
@@ -139,7 +144,11 @@ impl SyncState<'_> {
     /// Sets the mapping fingerprint and component version of this sync (call when a run ends).
     pub fn set_meta(&self, mapping_fingerprint: &str, component_version: &str) -> Result<(), StateError> {
         let db = self.db;
-        db.conn
+        let conn = match db.sqlite() {
+            Ok(c) => c,
+            Err(pg) => return pg.set_meta(self.id, mapping_fingerprint, component_version),
+        };
+        conn
             .execute(
                 &format!(
                     "INSERT INTO syncs (sync_id, mapping_fingerprint, component_version, updated_at) VALUES (?1, ?2, ?3, {NOW})
@@ -155,15 +164,19 @@ impl SyncState<'_> {
     /// Starts a run; runs of this sync still marked running (their process died) become
     /// `interrupted`.
     pub fn start_run(&self) -> Result<RunId, StateError> {
+        if let Err(pg) = self.db.sqlite() {
+            return pg.start_run(self.id);
+        }
         let b = self.batch()?;
-        b.tx.execute(
+        let BatchInner::Sqlite(tx) = &b.inner else { return Err(StateError::Usage("a SQLite batch was expected".into())) };
+        tx.execute(
             &format!("UPDATE runs SET status = 'interrupted', finished_at = COALESCE(finished_at, {NOW}) WHERE sync_id = ?1 AND status = 'running'"),
             [self.id],
         )
-        .map_err(b.err("closing interrupted runs"))?;
-        b.tx.execute(&format!("INSERT INTO runs (sync_id, started_at, status, counts) VALUES (?1, {NOW}, 'running', '{{}}')"), [self.id])
-            .map_err(b.err("starting a run"))?;
-        let id = b.tx.last_insert_rowid();
+        .map_err(sqlite_err(&b.path, "closing interrupted runs"))?;
+        tx.execute(&format!("INSERT INTO runs (sync_id, started_at, status, counts) VALUES (?1, {NOW}, 'running', '{{}}')"), [self.id])
+            .map_err(sqlite_err(&b.path, "starting a run"))?;
+        let id = tx.last_insert_rowid();
         b.commit()?;
         Ok(id)
     }
@@ -171,8 +184,11 @@ impl SyncState<'_> {
     /// The latest runs of this sync, newest first.
     pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StateError> {
         let db = self.db;
-        let mut stmt = db
-            .conn
+        let conn = match db.sqlite() {
+            Ok(c) => c,
+            Err(pg) => return pg.runs(self.id, limit),
+        };
+        let mut stmt = conn
             .prepare_cached(
                 "SELECT run_id, sync_id, started_at, finished_at, status, counts, message FROM runs WHERE sync_id = ?1 ORDER BY run_id DESC LIMIT ?2",
             )
@@ -185,8 +201,12 @@ impl SyncState<'_> {
 impl State {
     /// Stores a run's progress counters without finishing it.
     pub fn update_run(&self, run_id: RunId, counts: &RunCounts) -> Result<(), StateError> {
+        let conn = match self.sqlite() {
+            Ok(c) => c,
+            Err(pg) => return pg.update_run(run_id, counts),
+        };
         let json = serde_json::to_string(counts).unwrap_or_else(|_| "{}".into());
-        self.conn
+        conn
             .execute("UPDATE runs SET counts = ?2 WHERE run_id = ?1", params![run_id, json])
             .map(|_| ())
             .map_err(self.err("updating a run"))
@@ -194,9 +214,12 @@ impl State {
 
     /// Finishes a run.
     pub fn finish_run(&self, run_id: RunId, status: RunStatus, counts: &RunCounts, message: Option<&str>) -> Result<(), StateError> {
+        let conn = match self.sqlite() {
+            Ok(c) => c,
+            Err(pg) => return pg.finish_run(run_id, status, counts, message),
+        };
         let json = serde_json::to_string(counts).unwrap_or_else(|_| "{}".into());
-        let n = self
-            .conn
+        let n = conn
             .execute(
                 &format!("UPDATE runs SET status = ?2, counts = ?3, message = ?4, finished_at = {NOW} WHERE run_id = ?1"),
                 params![run_id, status.label(), json, message],
@@ -210,7 +233,11 @@ impl State {
 
     /// One run.
     pub fn run(&self, run_id: RunId) -> Result<Option<RunRecord>, StateError> {
-        self.conn
+        let conn = match self.sqlite() {
+            Ok(c) => c,
+            Err(pg) => return pg.run(run_id),
+        };
+        conn
             .query_row(
                 "SELECT run_id, sync_id, started_at, finished_at, status, counts, message FROM runs WHERE run_id = ?1",
                 [run_id],

@@ -39,6 +39,8 @@ pub struct RunOptions {
     /// Becomes `true` when the host shuts down: the run stops taking work, finishes the batches
     /// in flight and hands the rest back (not attempted, state untouched) for the next run.
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Where state is kept (the job folder unless a coordinator says otherwise).
+    pub state: crate::state::StateLocation,
 }
 
 /// A tenant ready to run: validated configuration, resolved hosts, its egress policy.

@@ -11,7 +11,7 @@ use crate::sync::plan::{self, PlanError, Planned, Planner};
 use crate::sync::report::Counts;
 use crate::source::KeyChecker;
 use crate::source::keys::key_hash;
-use crate::state::{RunCounts, RunId, RunLock, RunStatus, State, lock_run};
+use crate::state::{RunCounts, RunId, RunLock, RunStatus, State, StateLocation, lock_run};
 use crate::sync::Tenant;
 
 /// State and planner of one run.
@@ -32,10 +32,11 @@ pub struct Ledger {
 
 impl Ledger {
     /// Open the job's state; a real run also starts a run record.
-    pub fn open(job: &JobConfig, tenant: &Tenant, dry_run: bool, only_failed: bool) -> Result<Ledger, HostError> {
-        // A dry run writes nothing and needs no lock.
-        let lock = if dry_run { None } else { Some(lock_run(&job.sync.state_dir, &tenant.sync_id)?) };
-        let state = State::open(&job.sync.state_dir)?;
+    pub fn open(job: &JobConfig, tenant: &Tenant, location: &StateLocation, dry_run: bool, only_failed: bool) -> Result<Ledger, HostError> {
+        // A dry run writes nothing and needs no lock; in PostgreSQL the organization's lease
+        // keeps runs apart instead.
+        let lock = if dry_run || !location.needs_file_lock() { None } else { Some(lock_run(&job.sync.state_dir, &tenant.sync_id)?) };
+        let state = location.open(&job.sync.state_dir)?;
         // The component version covers the plugin's own version and its exact build, so a
         // rebuilt component re-sends what it would now map differently.
         let component_version = format!("{} {}", tenant.spec.version, &tenant.plugin.hash()[..12]);

@@ -60,12 +60,12 @@ impl Harness {
             (Some(r), false) => Some(r.target(&job.source)?),
             _ => None,
         };
-        let ledger = Ledger::open(job, tenant, opts.dry_run, opts.only_failed)?;
+        let ledger = Ledger::open(job, tenant, &opts.state, opts.dry_run, opts.only_failed)?;
         let shipper = match results_target {
             Some(spec) => {
                 // Opening the target (a database connection) and delivering leftovers block.
-                let (dir, sync_id) = (job.sync.state_dir.clone(), tenant.sync_id.clone());
-                let started = tokio::task::spawn_blocking(move || Shipper::start(spec, dir, sync_id))
+                let (location, dir, sync_id) = (opts.state.clone(), job.sync.state_dir.clone(), tenant.sync_id.clone());
+                let started = tokio::task::spawn_blocking(move || Shipper::start(spec, location, dir, sync_id))
                     .await
                     .unwrap_or_else(|e| Err(ResultsError::Config(format!("the results thread failed to start: {e}"))));
                 match started {

@@ -7,6 +7,7 @@
 
 mod cli;
 mod contract;
+mod coordinated;
 mod create_first;
 mod faults;
 mod hostile;

@@ -16,20 +16,20 @@ use test_kit::{Creds, Job, TempDir, assert_no_secret, unique};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// A run of a few dozen rows against the emulator finishes well within this.
-const RUN_GUARD: Duration = Duration::from_secs(90);
+pub(crate) const RUN_GUARD: Duration = Duration::from_secs(90);
 
 const TOKEN: &str = "test-admin-token-0123456789abcdef";
 
 /// A `serve` process; killed when dropped.
-struct Worker {
-    child: tokio::process::Child,
+pub(crate) struct Worker {
+    pub(crate) child: tokio::process::Child,
     addr: SocketAddr,
     log: PathBuf,
 }
 
 impl Worker {
     /// Starts `serve` over `jobs` with `args` and `env`; waits until the admin API listens.
-    async fn start(jobs: &Path, log: PathBuf, args: &[&str], env: &[(&str, &str)]) -> Worker {
+    pub(crate) async fn start(jobs: &Path, log: PathBuf, args: &[&str], env: &[(&str, &str)]) -> Worker {
         let mut c = tokio::process::Command::new(destination_host());
         c.arg("serve").arg("--jobs").arg(jobs).args(["--listen", "127.0.0.1:0"]).args(args);
         c.env("DESTINATION_HOST_LOG", "info").env("DESTINATION_HOST_ALLOW_EMULATOR", "1").env_remove("DESTINATION_HOST_ADMIN_TOKEN");
@@ -55,16 +55,16 @@ impl Worker {
         Worker { child, addr, log }
     }
 
-    fn api(&self) -> Client {
+    pub(crate) fn api(&self) -> Client {
         Client::at(self.addr)
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// SIGTERM, then the exit code.
-    async fn terminate(mut self) -> (Option<i32>, String) {
+    pub(crate) async fn terminate(mut self) -> (Option<i32>, String) {
         let pid = self.child.id().expect("running").to_string();
         let sent = tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.expect("run kill");
         assert!(sent.success());
@@ -77,15 +77,15 @@ impl Worker {
 }
 
 /// An emulator knowing `creds`, a folder with a `jobs/` subfolder, the token's variable.
-struct Setup {
-    creds: Creds,
-    emu: Emulator,
-    dir: TempDir,
-    token_var: String,
+pub(crate) struct Setup {
+    pub(crate) creds: Creds,
+    pub(crate) emu: Emulator,
+    pub(crate) dir: TempDir,
+    pub(crate) token_var: String,
 }
 
 impl Setup {
-    async fn new(tag: &str, latency: Duration) -> Setup {
+    pub(crate) async fn new(tag: &str, latency: Duration) -> Setup {
         let creds = Creds::new();
         let emu = test_kit::emulator::start_with(EmulatorConfig {
             rate_limit_per_second: 10_000,
@@ -99,30 +99,40 @@ impl Setup {
         Setup { creds, emu, dir, token_var: unique("HH_SERVE_TOKEN_") }
     }
 
-    fn jobs(&self) -> PathBuf {
+    pub(crate) fn jobs(&self) -> PathBuf {
         self.dir.join("jobs")
     }
 
     /// A job `id` over `rows` (CSV text) into `acme` through the emulator, plus `extra` TOML.
-    fn write_job(&self, id: &str, rows: &str, extra: &str) -> PathBuf {
+    pub(crate) fn write_job(&self, id: &str, rows: &str, extra: &str) -> PathBuf {
+        self.write_job_for("acme", id, rows, &[], extra)
+    }
+
+    /// A job `id` over `rows` (CSV text) into organization `org` through the emulator, plus
+    /// `extra` TOML.
+    pub(crate) fn write_job_for(&self, org: &str, id: &str, rows: &str, policy: &[&str], extra: &str) -> PathBuf {
         let csv = self.dir.file(&format!("{id}.csv"), rows);
-        let job = Job::people_into_acme(id, self.dir.path(), &self.creds.user)
+        let mut job = Job::people_into_acme(id, self.dir.path(), &self.creds.user)
+            .set("domain", org)
             .csv(&csv, "id")
             .token_env(&self.token_var)
             .policy(&format!("endpoint = {:?}", self.emu.base_url()));
+        for line in policy {
+            job = job.policy(line);
+        }
         let path = self.jobs().join(format!("{id}.toml"));
         std::fs::write(&path, format!("{}{extra}", job.toml())).unwrap();
         path
     }
 
-    async fn worker(&self, args: &[&str], env: &[(&str, &str)]) -> Worker {
+    pub(crate) async fn worker(&self, args: &[&str], env: &[(&str, &str)]) -> Worker {
         let mut all = vec![(self.token_var.as_str(), self.creds.token.as_str())];
         all.extend_from_slice(env);
         Worker::start(&self.jobs(), self.dir.join(format!("worker-{}.log", unique(""))), args, &all).await
     }
 }
 
-fn people(n: usize) -> String {
+pub(crate) fn people(n: usize) -> String {
     let mut s = String::from("id,name,email\n");
     for i in 0..n {
         s.push_str(&format!("p{i:03},Person {i},person{i:03}@example.com\n"));
@@ -131,7 +141,7 @@ fn people(n: usize) -> String {
 }
 
 /// Polls `GET /syncs/{id}` until `done` holds for it.
-async fn wait_for(api: &Client, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn wait_for(api: &Client, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     let give_up = tokio::time::Instant::now() + RUN_GUARD;
     loop {
         let r = api.get(&format!("/syncs/{id}")).await;
@@ -146,11 +156,11 @@ async fn wait_for(api: &Client, id: &str, what: &str, done: impl Fn(&Value) -> b
     }
 }
 
-fn last_run_id(v: &Value) -> Option<i64> {
+pub(crate) fn last_run_id(v: &Value) -> Option<i64> {
     v["last_run"]["run_id"].as_i64()
 }
 
-fn body(r: &Resp) -> String {
+pub(crate) fn body(r: &Resp) -> String {
     String::from_utf8_lossy(&r.body).into_owned()
 }
 
