@@ -7,13 +7,14 @@ use anyhow::{Result, bail};
 use clap::Parser;
 
 /// Every section, in the order a full run runs them.
-pub const SECTIONS: &[&str] = &["requests", "matching", "create_first", "overhead", "instantiate", "planning", "fairness", "orgs_per_host", "rate"];
+pub const SECTIONS: &[&str] =
+    &["requests", "matching", "create_first", "overhead", "instantiate", "planning", "fairness", "orgs_per_host", "workers", "rate"];
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "bench", about = "Benchmarks of the Gladly destination component and its host")]
 pub struct Args {
     /// Sections to run, comma separated (default: all): requests, matching, create_first, overhead,
-    /// instantiate, planning, fairness, orgs_per_host, rate.
+    /// instantiate, planning, fairness, orgs_per_host, workers, rate.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Rate use: records of the upsert at 150 ms latency and 10/s (≈ 2 requests each).
@@ -65,6 +66,18 @@ pub struct Args {
     /// Organizations per host: emulator latency (ms).
     #[arg(long, default_value_t = 50)]
     pub host_latency_ms: u64,
+    /// Workers: worker counts tried, comma separated (each a run of its own).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1usize, 2, 3])]
+    pub worker_counts: Vec<usize>,
+    /// Workers: organizations, one sync each.
+    #[arg(long, default_value_t = 60)]
+    pub worker_orgs: usize,
+    /// Workers: new customers per organization (one request each).
+    #[arg(long, default_value_t = 150)]
+    pub worker_org_records: usize,
+    /// Workers: the lease length given to the workers.
+    #[arg(long, default_value_t = 5)]
+    pub worker_lease_secs: u64,
     /// Where to write the JSON results.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -116,5 +129,9 @@ pub fn pass_through(a: &Args) -> Vec<String> {
     push("host-orgs", a.host_orgs.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(","));
     push("host-org-records", a.host_org_records.to_string());
     push("host-latency-ms", a.host_latency_ms.to_string());
+    push("worker-counts", a.worker_counts.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(","));
+    push("worker-orgs", a.worker_orgs.to_string());
+    push("worker-org-records", a.worker_org_records.to_string());
+    push("worker-lease-secs", a.worker_lease_secs.to_string());
     v
 }

@@ -178,6 +178,11 @@ pub fn customers_job(dir: &Path, sync_id: &str, db: &Path, rate: u32, endpoint: 
 }
 
 pub fn job(s: &JobSpec<'_>) -> Result<JobConfig> {
+    Ok(toml::from_str(&job_text(s)?)?)
+}
+
+/// The job file's text.
+pub fn job_text(s: &JobSpec<'_>) -> Result<String> {
     let token = s.dir.join("token");
     if !token.exists() {
         std::fs::write(&token, format!("{}\n", gladly_emulator::DEFAULT_TOKEN))?;
@@ -230,7 +235,7 @@ endpoint = "{endpoint}"
         endpoint = s.endpoint,
         limits = s.limits.join("\n"),
     );
-    Ok(toml::from_str(&text)?)
+    Ok(text)
 }
 
 /// An emulator on 127.0.0.1 admitting `rate_limit_per_second` requests per organization and

@@ -21,7 +21,8 @@
 //!   (requests per row of a first sync by what the organization holds), [`overhead`] (host
 //!   overhead), [`instantiate`] (instantiation and memory), [`planning`] (map + fingerprint +
 //!   diff), [`fairness`] (multi-tenant fairness), [`orgs_per_host`] (organizations one host
-//!   drives at full rate, the emulator in its own process).
+//!   drives at full rate, the emulator in its own process), [`workers`] (1, 2 and 3 `serve`
+//!   workers sharing 60 organizations through PostgreSQL, and their failover).
 
 mod cli;
 mod fixtures;
@@ -38,6 +39,7 @@ mod overhead;
 mod planning;
 mod rate;
 mod requests;
+mod workers;
 
 use anyhow::{Result, bail};
 use clap::Parser;
@@ -70,6 +72,7 @@ async fn run_section(section: &str, a: &Args) -> Result<Value> {
         "planning" => planning::planning(a).await,
         "fairness" => fairness::fairness(a).await,
         "orgs_per_host" => orgs_per_host::orgs_per_host(a).await,
+        "workers" => workers::workers(a).await,
         other => bail!("unknown section {other}"),
     }
 }

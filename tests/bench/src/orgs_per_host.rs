@@ -53,20 +53,25 @@ pub async fn orgs_per_host(a: &Args) -> Result<Value> {
 }
 
 /// The emulator as a child process, and where it writes its log.
-struct EmulatorProcess {
+pub struct EmulatorProcess {
     child: Child,
-    base_url: String,
+    pub base_url: String,
     log: PathBuf,
 }
 
 impl EmulatorProcess {
     fn start(a: &Args, log: PathBuf) -> Result<EmulatorProcess> {
+        Self::start_with(ORG_RATE, a.host_latency_ms, log)
+    }
+
+    /// The emulator limiting each organization to `rate` per second, answering after `latency_ms`.
+    pub fn start_with(rate: u32, latency_ms: u64, log: PathBuf) -> Result<EmulatorProcess> {
         let bin = target_dir().join("release/gladly-emulator");
         if !bin.exists() {
             bail!("{} is missing: run `cargo build --release -p gladly-emulator` (cargo xtask bench does)", bin.display());
         }
         let mut child = Command::new(&bin)
-            .args(["--port", "0", "--rate-limit", &ORG_RATE.to_string(), "--latency-ms", &a.host_latency_ms.to_string()])
+            .args(["--port", "0", "--rate-limit", &rate.to_string(), "--latency-ms", &latency_ms.to_string()])
             .arg("--request-log")
             .arg(&log)
             .stdout(Stdio::piped())
@@ -89,7 +94,7 @@ impl EmulatorProcess {
     }
 
     /// Stop it (SIGINT, so it writes its log) and read the log.
-    fn stop(mut self) -> Result<Vec<RecordedRequest>> {
+    pub fn stop(mut self) -> Result<Vec<RecordedRequest>> {
         Command::new("kill").args(["-INT", &self.child.id().to_string()]).status()?;
         self.child.wait()?;
         let text = std::fs::read_to_string(&self.log).with_context(|| format!("reading {}", self.log.display()))?;

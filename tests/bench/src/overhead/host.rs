@@ -11,6 +11,7 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use gladly_emulator::Emulator;
 use host_harness::contract::model::{BatchContext, Outcome, SyncItem};
+use host_harness::state::StateLocation;
 use host_harness::sync::ledger::Ledger;
 use host_harness::sync::{Harness, RunOptions, Tenant};
 
@@ -47,7 +48,7 @@ pub async fn run(emulator: &Emulator, items: &[SyncItem], c: usize) -> Result<Ho
     let tenant = harness.prepare(&job, &RunOptions::default()).await?;
     let prepare_secs = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let ledger = Ledger::open(&job, &tenant, false, false)?;
+    let ledger = Ledger::open(&job, &tenant, &StateLocation::JobFolder, false, false)?;
     let state_open_secs = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let budget = tenant.plugin.limits().call_deadline();
