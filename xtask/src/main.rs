@@ -243,10 +243,11 @@ fn test() -> Result<()> {
 
 fn bench(extra: &[String]) -> Result<()> {
     build()?;
-    // The organizations-per-host section runs the emulator as a process of its own.
-    let mut emulator = cargo();
-    emulator.args(["build", "--release", "-p", "gladly-emulator", "--bin", "gladly-emulator"]);
-    run(emulator)?;
+    // The organizations-per-host and workers sections run the emulator, and the workers section
+    // `destination-host serve`, as processes of their own.
+    let mut binaries = cargo();
+    binaries.args(["build", "--release", "-p", "gladly-emulator", "--bin", "gladly-emulator", "-p", "host-harness", "--bin", "destination-host"]);
+    run(binaries)?;
     let mut c = cargo();
     c.args(["run", "--release", "-p", "bench", "--bin", "bench", "--"]).args(extra);
     c.env(ALLOW_EMULATOR.0, ALLOW_EMULATOR.1);

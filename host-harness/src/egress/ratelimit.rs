@@ -309,6 +309,20 @@ mod tests {
         }
     }
 
+    /// With a coordinator, a permit is refused once the lease's local deadline has passed, even
+    /// when the wait for it began before; lifting the deadline (no coordinator) admits again.
+    #[tokio::test(start_paused = true)]
+    async fn no_permit_past_the_lease_deadline() {
+        let limiter = OrgLimiter::new("acme.gladly.com", 10);
+        limiter.set_lease_deadline(Some(Instant::now() + Duration::from_millis(250)));
+        assert_eq!(limiter.acquire_leased().await, Ok(()), "at 0 ms");
+        assert_eq!(limiter.acquire_leased().await, Ok(()), "at 104 ms");
+        assert_eq!(limiter.acquire_leased().await, Ok(()), "at 208 ms");
+        assert_eq!(limiter.acquire_leased().await, Err(LeaseLapsed { org: "acme.gladly.com".into() }), "at 312 ms, past the deadline");
+        limiter.set_lease_deadline(None);
+        assert_eq!(limiter.acquire_leased().await, Ok(()));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn never_more_than_the_limit_in_any_second() {
         let times = permit_times(&OrgLimiter::new("acme", 10), 50).await;

@@ -157,7 +157,7 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()>, on_l
         ),
         Some(c) => {
             drop(queued);
-            let dispatcher = coordinator::start_queue(c.clone(), registry.clone(), runner.clone(), config.slots, stop.clone()).await?;
+            let dispatcher = coordinator::start_queue(c.clone(), registry.clone(), runner.clone(), config.slots, config.shutdown_grace, stop.clone()).await?;
             (tokio::spawn(coordinator::tick(c.clone(), registry.clone(), runner, metrics.clone(), stop.clone())), dispatcher)
         }
     };

@@ -6,3 +6,4 @@
 mod plan;
 mod sources;
 mod state;
+mod state_postgres;

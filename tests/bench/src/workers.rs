@@ -79,7 +79,9 @@ impl Database {
         let admin_url = std::env::var("HOST_HARNESS_PG_URL").unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/test".into());
         let name = format!("bench_{tag}_{}", std::process::id());
         let mut c = postgres::Client::connect(&admin_url, postgres::NoTls).context("PostgreSQL on 127.0.0.1:5432")?;
-        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"))?;
+        // Separate statements: DROP and CREATE DATABASE cannot share a transaction block.
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+        c.batch_execute(&format!("CREATE DATABASE {name}"))?;
         let server = admin_url.rsplit_once('/').map(|(s, _)| s.to_string()).unwrap_or_else(|| admin_url.clone());
         Ok(Database { url: format!("{server}/{name}"), admin_url, name })
     }

@@ -77,6 +77,7 @@ pub async fn start_queue(
     registry: Arc<crate::service::registry::Registry>,
     runner: Arc<crate::service::runner::Runner>,
     slots: usize,
+    shutdown_grace: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
     let ttl = coordinator.config.lease_ttl;
@@ -93,6 +94,9 @@ pub async fn start_queue(
         .shutdown_signal(async move {
             let _ = stop.wait_for(|s| *s).await;
         })
+        // Runs in progress hand their unsent batches back on the same signal; the queue waits
+        // for them as long as the worker does.
+        .shutdown_grace_period(shutdown_grace)
         .heartbeat_interval((ttl / 5).max(Duration::from_millis(200)))
         .sweep_interval((ttl / 2).max(Duration::from_millis(500)))
         .sweep_threshold(ttl)
