@@ -74,6 +74,10 @@ pub enum HostError {
     /// The sync state cannot be read or written.
     #[error(transparent)]
     State(#[from] StateError),
+    /// The organization's lease could not be had: the coordination database failed, or the
+    /// worker is shutting down (the run goes back to the shared queue either way).
+    #[error(transparent)]
+    Lease(#[from] crate::service::coordinator::lease::LeaseError),
     /// The source's key set could not use its temporary run files.
     #[error(transparent)]
     KeySpill(#[from] crate::source::keys::SpillError),

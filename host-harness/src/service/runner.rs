@@ -144,7 +144,7 @@ impl Runner {
         let org = tenant.resolved.rate_limit_key.clone();
         let limiter = tenant.policy.limiter.clone().ok_or_else(|| HostError::Config("a coordinated run needs the organization's limiter".into()))?;
         let mut worker_stop = self.stop.clone();
-        let grant = coordinator.book.acquire(&org, &mut worker_stop).await.map_err(|e| HostError::Config(e.to_string()))?;
+        let grant = coordinator.book.acquire(&org, &mut worker_stop).await?;
         tracing::info!(sync = %job.sync.id, org = %org, token = grant.fence.token, "lease taken");
         // The run stops when the worker stops or the lease is lost.
         let (run_stop, run_stop_rx) = tokio::sync::watch::channel(false);
