@@ -191,6 +191,6 @@ async fn connect_coordinator(config: coordinator::CoordinatorConfig) -> Result<c
         .map_err(|e| format!("the migration task failed: {e}"))?
         .map_err(|e| e.to_string())?;
     let c = coordinator::Coordinator::connect(config).await?;
-    tracing::info!(worker = %c.config.worker_id, "sharing the work through {}", crate::state::postgres::redacted(&c.config.url));
+    tracing::info!(worker = %c.config.worker_id, "sharing the work through {}", crate::source::redact_connection_string(&c.config.url));
     Ok(c)
 }

@@ -99,7 +99,7 @@ impl std::fmt::Debug for StateLocation {
         match self {
             StateLocation::JobFolder => f.write_str("JobFolder"),
             StateLocation::Postgres { url, fence } => {
-                f.debug_struct("Postgres").field("server", &postgres::redacted(url)).field("fence", fence).finish()
+                f.debug_struct("Postgres").field("server", &crate::source::redact_connection_string(url)).field("fence", fence).finish()
             }
         }
     }

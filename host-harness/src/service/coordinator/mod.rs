@@ -20,7 +20,7 @@ use std::time::Duration;
 use graphile_worker::WorkerUtils;
 
 use self::lease::LeaseBook;
-use crate::state::postgres::redacted;
+use crate::source::redact_connection_string;
 
 /// How the workers meet.
 #[derive(Clone)]
@@ -36,7 +36,7 @@ pub struct CoordinatorConfig {
 impl std::fmt::Debug for CoordinatorConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CoordinatorConfig")
-            .field("server", &redacted(&self.url))
+            .field("server", &redact_connection_string(&self.url))
             .field("lease_ttl", &self.lease_ttl)
             .field("worker_id", &self.worker_id)
             .finish()
@@ -58,7 +58,7 @@ impl Coordinator {
     pub async fn connect(config: CoordinatorConfig) -> Result<Coordinator, String> {
         let (client, connection) = tokio_postgres::connect(&config.url, tokio_postgres::NoTls)
             .await
-            .map_err(|e| format!("cannot reach the coordination database {}: {e}", redacted(&config.url)))?;
+            .map_err(|e| format!("cannot reach the coordination database {}: {e}", redact_connection_string(&config.url)))?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::error!("the coordination database connection ended: {e}");
@@ -103,7 +103,7 @@ pub async fn start_queue(
         .recovery_delay(Duration::ZERO)
         .init()
         .await
-        .map_err(|e| format!("cannot start the run queue in {}: {e}", redacted(&coordinator.config.url)))?;
+        .map_err(|e| format!("cannot start the run queue in {}: {e}", redact_connection_string(&coordinator.config.url)))?;
     let _ = coordinator.utils.set(worker.create_utils());
     Ok(tokio::spawn(async move {
         if let Err(e) = worker.run().await {

@@ -8,6 +8,7 @@
 use std::sync::mpsc;
 use std::thread;
 
+use crate::source::redact_connection_string;
 use crate::state::StateError;
 
 type Call = Box<dyn FnOnce(&mut postgres::Client) + Send>;
@@ -16,14 +17,14 @@ type Call = Box<dyn FnOnce(&mut postgres::Client) + Send>;
 pub struct PgThread {
     calls: Option<mpsc::Sender<Call>>,
     thread: Option<thread::JoinHandle<()>>,
-    /// The server as shown in messages (no user name, no password).
+    /// The server as shown in messages (the password replaced by `***`).
     pub(crate) label: String,
 }
 
 impl PgThread {
     /// Connect to `url` (without TLS: the coordinator is reached on a private network or loopback).
     pub fn connect(url: &str) -> Result<PgThread, StateError> {
-        let label = redacted(url);
+        let label = redact_connection_string(url);
         let config: postgres::Config =
             url.parse().map_err(|source| StateError::Postgres { server: label.clone(), context: "reading the connection URL", source })?;
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -81,26 +82,5 @@ impl Drop for PgThread {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-    }
-}
-
-/// `postgres://user:secret@host:5432/db?x=y` as `postgres://host:5432/db`: a connection URL may
-/// carry a password, and messages never do.
-pub fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return "postgres (URL not shown)".into() };
-    let rest = rest.rsplit_once('@').map(|(_, host)| host).unwrap_or(rest);
-    let rest = rest.split_once('?').map(|(h, _)| h).unwrap_or(rest);
-    format!("{scheme}://{rest}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redacted;
-
-    #[test]
-    fn a_url_is_shown_without_its_user_password_or_options() {
-        assert_eq!(redacted("postgres://app:hunter2@db.internal:5432/sync?sslmode=require"), "postgres://db.internal:5432/sync");
-        assert_eq!(redacted("postgresql://127.0.0.1/test"), "postgresql://127.0.0.1/test");
-        assert_eq!(redacted("host=127.0.0.1 password=hunter2"), "postgres (URL not shown)");
     }
 }

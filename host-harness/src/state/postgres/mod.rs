@@ -18,7 +18,7 @@ pub mod conn;
 mod ops;
 pub mod schema;
 
-pub use conn::{PgThread, redacted};
+pub use conn::PgThread;
 pub(crate) use ops::PgOp;
 pub use schema::{PG_MIGRATIONS, SCHEMA};
 
