@@ -9,6 +9,25 @@ use crate::state::postgres::{PgOp, PgState};
 use crate::state::records::outcome_label;
 use crate::state::schema::NOW;
 
+/// What a confirmed write does to a record already in state (SQLite and PostgreSQL alike): the
+/// new confirmed data, the known remote id kept when none came back, the last error cleared.
+pub(crate) const ON_SUCCESS: &str = "ON CONFLICT (sync_id, record_key) DO UPDATE SET
+    fingerprint = excluded.fingerprint, payload = excluded.payload,
+    remote_id = COALESCE(excluded.remote_id, records.remote_id),
+    last_outcome = excluded.last_outcome,
+    error_code = NULL, error_message = NULL, error_field = NULL, error_status = NULL,
+    error_retryable = NULL, failed_fingerprint = NULL, attempts = 0,
+    last_synced = excluded.last_synced, updated_at = excluded.updated_at";
+
+/// What a failed attempt does to a record already in state: the error recorded, one more
+/// attempt counted, what was last confirmed kept.
+pub(crate) const ON_FAILURE: &str = "ON CONFLICT (sync_id, record_key) DO UPDATE SET
+    last_outcome = 'failed', error_code = excluded.error_code,
+    error_message = excluded.error_message, error_field = excluded.error_field,
+    error_status = excluded.error_status, error_retryable = excluded.error_retryable,
+    failed_fingerprint = excluded.failed_fingerprint, attempts = records.attempts + 1,
+    updated_at = excluded.updated_at";
+
 /// Many writes for one sync in one transaction. Commit with [`SyncBatch::commit`]; dropped
 /// uncommitted, it rolls back and state is as before it.
 pub struct SyncBatch<'a> {
@@ -57,13 +76,7 @@ impl SyncBatch<'_> {
                     error_code, error_message, error_field, error_status, error_retryable, failed_fingerprint,
                     attempts, first_seen, last_synced, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, NULL, NULL, NULL, NULL, NULL, 0, {NOW}, {NOW}, {NOW})
-                 ON CONFLICT (sync_id, record_key) DO UPDATE SET
-                    fingerprint = excluded.fingerprint, payload = excluded.payload,
-                    remote_id = COALESCE(excluded.remote_id, records.remote_id),
-                    last_outcome = excluded.last_outcome,
-                    error_code = NULL, error_message = NULL, error_field = NULL, error_status = NULL,
-                    error_retryable = NULL, failed_fingerprint = NULL, attempts = 0,
-                    last_synced = excluded.last_synced, updated_at = excluded.updated_at"
+                 {ON_SUCCESS}"
             ))
             .map_err(sqlite_err(&self.path, "preparing a success write"))?;
         stmt.execute(params![self.sync_id, key, &fingerprint.0[..], payload, remote_id, outcome_label(outcome)])
@@ -88,12 +101,7 @@ impl SyncBatch<'_> {
                     error_code, error_message, error_field, error_status, error_retryable, failed_fingerprint,
                     attempts, first_seen, last_synced, updated_at)
                  VALUES (?1, ?2, NULL, NULL, NULL, 'failed', ?3, ?4, ?5, ?6, ?7, ?8, 1, {NOW}, NULL, {NOW})
-                 ON CONFLICT (sync_id, record_key) DO UPDATE SET
-                    last_outcome = 'failed', error_code = excluded.error_code,
-                    error_message = excluded.error_message, error_field = excluded.error_field,
-                    error_status = excluded.error_status, error_retryable = excluded.error_retryable,
-                    failed_fingerprint = excluded.failed_fingerprint, attempts = records.attempts + 1,
-                    updated_at = excluded.updated_at"
+                 {ON_FAILURE}"
             ))
             .map_err(sqlite_err(&self.path, "preparing a failure write"))?;
         stmt.execute(params![

@@ -8,6 +8,7 @@ use postgres::types::ToSql;
 
 use crate::contract::model::{Outcome, RecordError};
 use crate::fingerprint::Fingerprint;
+use crate::state::batches::{ON_FAILURE, ON_SUCCESS};
 use crate::state::postgres::schema::PG_NOW;
 use crate::state::postgres::{Fence, PgState};
 use crate::state::records::{LastError, RecordState, outcome_label, parse_outcome};
@@ -361,13 +362,7 @@ fn apply(
                 "INSERT INTO destination_host.records (sync_id, record_key, fingerprint, payload, remote_id, last_outcome,
                     attempts, first_seen, last_synced, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, 0, {PG_NOW}, {PG_NOW}, {PG_NOW})
-                 ON CONFLICT (sync_id, record_key) DO UPDATE SET
-                    fingerprint = excluded.fingerprint, payload = excluded.payload,
-                    remote_id = COALESCE(excluded.remote_id, records.remote_id),
-                    last_outcome = excluded.last_outcome,
-                    error_code = NULL, error_message = NULL, error_field = NULL, error_status = NULL,
-                    error_retryable = NULL, failed_fingerprint = NULL, attempts = 0,
-                    last_synced = excluded.last_synced, updated_at = excluded.updated_at"
+                 {ON_SUCCESS}"
             ))
         }
         PgOp::Failure { key, fingerprint, error, retryable } => {
@@ -386,12 +381,7 @@ fn apply(
                     error_code, error_message, error_field, error_status, error_retryable, failed_fingerprint,
                     attempts, first_seen, updated_at)
                  VALUES ($1, $2, 'failed', $3, $4, $5, $6, $7, $8, 1, {PG_NOW}, {PG_NOW})
-                 ON CONFLICT (sync_id, record_key) DO UPDATE SET
-                    last_outcome = 'failed', error_code = excluded.error_code,
-                    error_message = excluded.error_message, error_field = excluded.error_field,
-                    error_status = excluded.error_status, error_retryable = excluded.error_retryable,
-                    failed_fingerprint = excluded.failed_fingerprint, attempts = records.attempts + 1,
-                    updated_at = excluded.updated_at"
+                 {ON_FAILURE}"
             ))
         }
         PgOp::Forget { key } => {
