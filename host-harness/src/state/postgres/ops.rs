@@ -125,15 +125,15 @@ impl PgState {
     fn read<R: Send + 'static>(
         &self,
         context: &'static str,
-        f: impl FnOnce(&mut postgres::Client, &str) -> Result<R, postgres::Error> + Send + 'static,
+        f: impl FnOnce(&mut postgres::Client) -> Result<R, postgres::Error> + Send + 'static,
     ) -> PgResult<R> {
         let server = self.conn.label.clone();
-        self.conn.call(context, move |c| f(c, &server).map_err(pg_err(&server, context)))
+        self.conn.call(context, move |c| f(c).map_err(pg_err(&server, context)))
     }
 
     pub(crate) fn get_many(&self, sync: &str, keys: Vec<Vec<u8>>) -> PgResult<HashMap<String, RecordState>> {
         let sync = sync.to_string();
-        self.read("looking up records", move |c, _| {
+        self.read("looking up records", move |c| {
             let rows = c.query(
                 &format!("SELECT {RECORD_COLUMNS} FROM destination_host.records WHERE sync_id = $1 AND record_key = ANY($2)"),
                 &[&sync, &keys],
@@ -146,7 +146,7 @@ impl PgState {
         let mut after: Option<Vec<u8>> = None;
         loop {
             let (s, from) = (sync.to_string(), after.clone());
-            let page: Vec<Vec<u8>> = self.read("scanning the keys", move |c, _| {
+            let page: Vec<Vec<u8>> = self.read("scanning the keys", move |c| {
                 let rows = c.query(
                     "SELECT record_key FROM destination_host.records WHERE sync_id = $1 AND ($2::bytea IS NULL OR record_key > $2)
                      ORDER BY record_key LIMIT $3",
@@ -166,7 +166,7 @@ impl PgState {
 
     pub(crate) fn record_count(&self, sync: &str) -> PgResult<u64> {
         let sync = sync.to_string();
-        self.read("counting records", move |c, _| {
+        self.read("counting records", move |c| {
             Ok(c.query_one("SELECT count(*) FROM destination_host.records WHERE sync_id = $1", &[&sync])?.get::<_, i64>(0) as u64)
         })
     }
@@ -174,7 +174,7 @@ impl PgState {
     pub(crate) fn failures(&self, sync: &str, limit: usize) -> PgResult<Vec<RecordState>> {
         let sync = sync.to_string();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read("listing failures", move |c, _| {
+        self.read("listing failures", move |c| {
             let rows = c.query(
                 &format!(
                     "SELECT {RECORD_COLUMNS} FROM destination_host.records WHERE sync_id = $1 AND last_outcome = 'failed'
@@ -199,7 +199,7 @@ impl PgState {
 
     pub(crate) fn meta(&self, sync: &str) -> PgResult<Option<SyncMeta>> {
         let sync = sync.to_string();
-        self.read("reading sync metadata", move |c, _| {
+        self.read("reading sync metadata", move |c| {
             Ok(c.query_opt("SELECT mapping_fingerprint, component_version, updated_at FROM destination_host.syncs WHERE sync_id = $1", &[&sync])?
                 .map(|r| SyncMeta { mapping_fingerprint: r.get(0), component_version: r.get(1), updated_at: r.get(2) }))
         })
@@ -245,7 +245,7 @@ impl PgState {
     pub(crate) fn runs(&self, sync: &str, limit: usize) -> PgResult<Vec<RunRecord>> {
         let sync = sync.to_string();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read("listing runs", move |c, _| {
+        self.read("listing runs", move |c| {
             let rows = c.query(
                 "SELECT run_id, sync_id, started_at, finished_at, status, counts, message FROM destination_host.runs
                  WHERE sync_id = $1 ORDER BY run_id DESC LIMIT $2",
@@ -256,7 +256,7 @@ impl PgState {
     }
 
     pub(crate) fn run(&self, run_id: RunId) -> PgResult<Option<RunRecord>> {
-        self.read("reading a run", move |c, _| {
+        self.read("reading a run", move |c| {
             Ok(c.query_opt(
                 "SELECT run_id, sync_id, started_at, finished_at, status, counts, message FROM destination_host.runs WHERE run_id = $1",
                 &[&run_id],
@@ -294,7 +294,7 @@ impl PgState {
     /// Keep a finished run's report (JSON) with the run, where every worker's admin API finds it.
     pub fn set_report(&self, run_id: RunId, report: &str) -> PgResult<()> {
         let report = clean(report);
-        self.read("keeping a run report", move |c, _| {
+        self.read("keeping a run report", move |c| {
             c.execute("UPDATE destination_host.runs SET report = $2 WHERE run_id = $1", &[&run_id, &report])?;
             Ok(())
         })
@@ -303,7 +303,7 @@ impl PgState {
     /// A run's report, when one was kept.
     pub fn report(&self, sync: &str, run_id: RunId) -> PgResult<Option<String>> {
         let sync = sync.to_string();
-        self.read("reading a run report", move |c, _| {
+        self.read("reading a run report", move |c| {
             Ok(c.query_opt("SELECT report FROM destination_host.runs WHERE run_id = $1 AND sync_id = $2", &[&run_id, &sync])?
                 .and_then(|r| r.get::<_, Option<String>>(0)))
         })
@@ -312,7 +312,7 @@ impl PgState {
     pub(crate) fn outbox_peek_after(&self, sync: &str, seq: i64, limit: usize) -> PgResult<Vec<(i64, String)>> {
         let sync = sync.to_string();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read("reading the outbox", move |c, _| {
+        self.read("reading the outbox", move |c| {
             let rows = c.query(
                 "SELECT seq, result FROM destination_host.results_outbox WHERE sync_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
                 &[&sync, &seq, &limit],
@@ -333,7 +333,7 @@ impl PgState {
 
     pub(crate) fn outbox_len(&self, sync: &str) -> PgResult<u64> {
         let sync = sync.to_string();
-        self.read("counting the outbox", move |c, _| {
+        self.read("counting the outbox", move |c| {
             Ok(c.query_one("SELECT count(*) FROM destination_host.results_outbox WHERE sync_id = $1", &[&sync])?.get::<_, i64>(0) as u64)
         })
     }
