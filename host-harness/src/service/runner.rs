@@ -60,32 +60,40 @@ impl Runner {
 
     /// Run `job` once; what the admin API shows of it afterwards.
     pub async fn run(&self, job: &JobConfig) -> LastRun {
-        let started_at = Utc::now();
-        let clock = Instant::now();
+        let (started_at, clock) = (Utc::now(), Instant::now());
         let result = self.run_inner(job, None).await;
-        self.account(job, result, started_at, clock, None)
+        let (finished_at, secs) = (Utc::now(), clock.elapsed().as_secs_f64());
+        if let Ok(report) = &result
+            && let Some(run_id) = report.run_id
+        {
+            warn_if_unkept(job, write_report(&report_path(job, run_id), report).map_err(|e| e.to_string()));
+        }
+        self.account(job, result, started_at, finished_at, secs)
     }
 
     /// Run `job` once under its organization's lease, with its state in the coordinator's
     /// database (fenced by the lease); the report is kept there too.
     pub async fn run_leased(&self, job: &JobConfig, coordinator: &Arc<Coordinator>) -> LastRun {
-        let started_at = Utc::now();
-        let clock = Instant::now();
+        let (started_at, clock) = (Utc::now(), Instant::now());
         let result = self.run_inner(job, Some(coordinator)).await;
-        self.account(job, result, started_at, clock, Some(coordinator))
+        let (finished_at, secs) = (Utc::now(), clock.elapsed().as_secs_f64());
+        if let Ok(report) = &result
+            && let Some(run_id) = report.run_id
+        {
+            warn_if_unkept(job, keep_report_in_database(&coordinator.config.url, run_id, report).await);
+        }
+        self.account(job, result, started_at, finished_at, secs)
     }
 
-    /// Count a finished run, keep its report, and say what the admin API shows of it.
+    /// Count a finished run and say what the admin API shows of it.
     fn account(
         &self,
         job: &JobConfig,
         result: Result<RunReport, HostError>,
         started_at: chrono::DateTime<Utc>,
-        clock: Instant,
-        coordinator: Option<&Arc<Coordinator>>,
+        finished_at: chrono::DateTime<Utc>,
+        secs: f64,
     ) -> LastRun {
-        let finished_at = Utc::now();
-        let secs = clock.elapsed().as_secs_f64();
         let id = &job.sync.id;
         match result {
             Ok(report) => {
@@ -98,15 +106,6 @@ impl Runner {
                 };
                 self.metrics.run_finished(id, outcome, Some(&report), secs);
                 let message = report.aborted.clone();
-                if let Some(run_id) = report.run_id {
-                    let kept = match coordinator {
-                        None => write_report(&report_path(job, run_id), &report).map_err(|e| e.to_string()),
-                        Some(c) => keep_report_in_database(&c.config.url, run_id, &report),
-                    };
-                    if let Err(e) = kept {
-                        tracing::warn!(sync = %id, "cannot keep the run report: {e}");
-                    }
-                }
                 tracing::info!(sync = %id, "{}", report.summary());
                 LastRun { run_id: report.run_id, outcome, started_at, finished_at, counts: Some(report.counts), message }
             }
@@ -182,13 +181,19 @@ impl Runner {
     }
 }
 
-/// Keep a report in the coordination database (blocking: on a thread of its own).
-fn keep_report_in_database(url: &str, run_id: i64, report: &RunReport) -> Result<(), String> {
+/// Keep a report in the coordination database (the blocking client: on the blocking pool).
+async fn keep_report_in_database(url: &str, run_id: i64, report: &RunReport) -> Result<(), String> {
     let json = serde_json::to_string(report).map_err(|e| e.to_string())?;
     let url = url.to_string();
-    std::thread::spawn(move || PgState::open(&url, None).and_then(|pg| pg.set_report(run_id, &json)).map_err(|e| e.to_string()))
-        .join()
-        .map_err(|_| "the report thread failed".to_string())?
+    tokio::task::spawn_blocking(move || PgState::open(&url, None).and_then(|pg| pg.set_report(run_id, &json)).map_err(|e| e.to_string()))
+        .await
+        .map_err(|e| format!("the report task failed: {e}"))?
+}
+
+fn warn_if_unkept(job: &JobConfig, kept: Result<(), String>) {
+    if let Err(e) = kept {
+        tracing::warn!(sync = %job.sync.id, "cannot keep the run report: {e}");
+    }
 }
 
 fn write_report(path: &Path, report: &RunReport) -> std::io::Result<()> {
