@@ -9,11 +9,11 @@ use host_harness::fingerprint::Fingerprint;
 use host_harness::state::{APPLICATION_ID, MIGRATIONS, RunCounts, RunStatus, STATE_FILE, State, StateError};
 use test_kit::TempDir;
 
-fn fp(n: u8) -> Fingerprint {
+pub(crate) fn fp(n: u8) -> Fingerprint {
     Fingerprint([n; 16])
 }
 
-fn rejected(msg: &str) -> RecordError {
+pub(crate) fn rejected(msg: &str) -> RecordError {
     let mut e = RecordError::host(ErrorCode::Rejected, ErrorCategory::SkipRecord, msg);
     e.field = Some("email".into());
     e.http_status = Some(400);

@@ -1,22 +1,12 @@
 //! The state in PostgreSQL (a database of the test's own on 127.0.0.1:5432): the same reads and
 //! writes as the SQLite ledger, the lease's fence on every write, and the schema version.
 
-use host_harness::contract::model::{ErrorCategory, ErrorCode, Outcome, RecordError};
-use host_harness::fingerprint::Fingerprint;
+use host_harness::contract::model::Outcome;
 use host_harness::state::postgres::{Fence, PG_MIGRATIONS};
 use host_harness::state::{RunCounts, RunStatus, State, StateError};
 use test_kit::postgres::FreshDatabase;
 
-fn fp(n: u8) -> Fingerprint {
-    Fingerprint([n; 16])
-}
-
-fn rejected(msg: &str) -> RecordError {
-    let mut e = RecordError::host(ErrorCode::Rejected, ErrorCategory::SkipRecord, msg);
-    e.field = Some("email".into());
-    e.http_status = Some(400);
-    e
-}
+use crate::state::{fp, rejected};
 
 /// Grants `org`'s lease with `token`, expiring in `secs` seconds (negative: already expired).
 fn lease(db: &FreshDatabase, org: &str, token: i64, secs: i32) {

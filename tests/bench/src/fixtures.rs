@@ -162,6 +162,21 @@ pub struct JobSpec<'a> {
     pub limits: Vec<String>,
 }
 
+/// Tenant `t` of a generated source as the one sync of organization `org{t}` (sync id `org-{t}`),
+/// at `rate` requests per second through `endpoint`.
+pub fn org_tenant<'a>(dir: &'a Path, db: &'a Path, t: usize, rate: u32, endpoint: &str) -> JobSpec<'a> {
+    JobSpec {
+        dir,
+        sync_id: format!("org-{t}"),
+        domain: format!("org{t}"),
+        db,
+        query: tenant_query(t),
+        rate,
+        endpoint: endpoint.to_string(),
+        limits: vec![],
+    }
+}
+
 /// The common job: organization `acme`, the generated customers of `db`, at most
 /// `max_concurrency` instances.
 pub fn customers_job(dir: &Path, sync_id: &str, db: &Path, rate: u32, endpoint: String, max_concurrency: usize) -> Result<JobConfig> {

@@ -19,7 +19,7 @@ use gladly_emulator::RecordedRequest;
 use serde_json::{Value, json};
 
 use crate::cli::Args;
-use crate::fixtures::{JobSpec, Tenants, generated_source, job, target_dir, tenant_query};
+use crate::fixtures::{Tenants, generated_source, job, org_tenant, target_dir};
 use crate::measure::{org_figures, proc_cpu_secs};
 use crate::report::round;
 
@@ -123,16 +123,7 @@ async fn one_size(a: &Args, n: usize) -> Result<Value> {
     let emulator = EmulatorProcess::start(a, dir.0.join("requests.jsonl"))?;
     let mut jobs = Vec::new();
     for t in 0..n {
-        jobs.push(job(&JobSpec {
-            dir: &dir.0,
-            sync_id: format!("org-{t}"),
-            domain: format!("org{t}"),
-            db: &db,
-            query: tenant_query(t),
-            rate: ORG_RATE,
-            endpoint: emulator.base_url.clone(),
-            limits: vec![],
-        })?);
+        jobs.push(job(&org_tenant(&dir.0, &db, t, ORG_RATE, &emulator.base_url))?);
     }
     let prepared = Tenants::prepare(jobs).await?;
     let (host_cpu0, emu_cpu0) = (proc_cpu_secs("/proc/self/stat"), emulator.cpu_secs());

@@ -25,8 +25,10 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+use test_kit::postgres::FreshDatabase;
+
 use crate::cli::Args;
-use crate::fixtures::{JobSpec, generated_source, job_text, target_dir, tenant_query};
+use crate::fixtures::{generated_source, job_text, org_tenant, target_dir};
 use crate::orgs_per_host::EmulatorProcess;
 use crate::report::round;
 
@@ -67,38 +69,6 @@ fn workers_blocking(a: &Args) -> Result<Value> {
     }))
 }
 
-/// A database of its own on the local PostgreSQL, dropped at the end.
-struct Database {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    fn create(tag: &str) -> Result<Database> {
-        let admin_url = std::env::var("HOST_HARNESS_PG_URL").unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/test".into());
-        let name = format!("bench_{tag}_{}", std::process::id());
-        let mut c = postgres::Client::connect(&admin_url, postgres::NoTls).context("PostgreSQL on 127.0.0.1:5432")?;
-        // Separate statements: DROP and CREATE DATABASE cannot share a transaction block.
-        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
-        c.batch_execute(&format!("CREATE DATABASE {name}"))?;
-        let server = admin_url.rsplit_once('/').map(|(s, _)| s.to_string()).unwrap_or_else(|| admin_url.clone());
-        Ok(Database { url: format!("{server}/{name}"), admin_url, name })
-    }
-
-    fn client(&self) -> Result<postgres::Client> {
-        Ok(postgres::Client::connect(&self.url, postgres::NoTls)?)
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
-            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-        }
-    }
-}
-
 /// One `serve` process.
 struct Worker {
     child: Child,
@@ -106,7 +76,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn start(jobs: &Path, db: &Database, id: &str, a: &Args, log: PathBuf) -> Result<Worker> {
+    fn start(jobs: &Path, db: &FreshDatabase, id: &str, a: &Args, log: PathBuf) -> Result<Worker> {
         let bin = target_dir().join("release/destination-host");
         if !bin.exists() {
             bail!("{} is missing: run `cargo build --release -p host-harness --bin destination-host` (cargo xtask bench does)", bin.display());
@@ -118,7 +88,7 @@ impl Worker {
             .args(["--listen", "127.0.0.1:0", "--worker-id", id])
             .args(["--lease-ttl", &format!("{}s", a.worker_lease_secs)])
             .args(["--max-parallel-runs", &a.worker_orgs.to_string()])
-            .env("DESTINATION_HOST_COORDINATOR_URL", &db.url)
+            .env("DESTINATION_HOST_COORDINATOR_URL", db.url())
             .env("DESTINATION_HOST_ALLOW_EMULATOR", "1")
             .env("DESTINATION_HOST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -157,23 +127,13 @@ impl Worker {
 fn one_run(a: &Args, n: usize, kill: bool) -> Result<Value> {
     let (orgs, per_org) = (a.worker_orgs, a.worker_org_records);
     let tag = format!("workers_{n}{}", if kill { "_kill" } else { "" });
-    let db = Database::create(&tag)?;
+    let db = FreshDatabase::new(&tag);
     let (dir, source) = generated_source(&tag, orgs * per_org, orgs)?;
     let emulator = EmulatorProcess::start_with(ORG_RATE, a.host_latency_ms, dir.0.join("requests.jsonl"))?;
     let jobs = dir.0.join("jobs");
     std::fs::create_dir_all(&jobs)?;
     for t in 0..orgs {
-        let text = job_text(&JobSpec {
-            dir: &dir.0,
-            sync_id: format!("org-{t}"),
-            domain: format!("org{t}"),
-            db: &source,
-            query: tenant_query(t),
-            rate: ORG_RATE,
-            endpoint: emulator.base_url.clone(),
-            limits: vec![],
-        })?;
-        std::fs::write(jobs.join(format!("org-{t}.toml")), text)?;
+        std::fs::write(jobs.join(format!("org-{t}.toml")), job_text(&org_tenant(&dir.0, &source, t, ORG_RATE, &emulator.base_url))?)?;
     }
     let mut workers = Vec::new();
     for k in 1..=n {
@@ -186,7 +146,8 @@ fn one_run(a: &Args, n: usize, kill: bool) -> Result<Value> {
             bail!("triggering org-{t} answered {status}");
         }
     }
-    let mut pg = db.client()?;
+    // This section runs on the blocking pool: a long-lived blocking client is fine here.
+    let mut pg = postgres::Client::connect(db.url(), postgres::NoTls)?;
     let mut killed: Option<(String, SystemTime, Vec<String>)> = None;
     if kill {
         // Half way through the expected run, the last worker dies with the leases it holds.
