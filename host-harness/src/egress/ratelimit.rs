@@ -3,9 +3,10 @@
 //!
 //! Gladly does not document how it counts its limit (fixed one-second windows, a sliding
 //! second, a leaky bucket). The pacing holds against all three:
-//! - **even spacing**: a leaky bucket (the `leaky-bucket` crate) hands out one permit every
-//!   `window / limit` (104 ms at 10/s), holding up to [`CATCH_UP_PERMITS`] so a timer that fired
-//!   late on a busy machine is made up for instead of lost;
+//! - **even spacing**: a GCRA bucket (the `governor` crate) hands out one permit every
+//!   `window / limit` (104 ms at 10/s). Its schedule is kept in theoretical times, so a waiter
+//!   woken late on a busy machine takes the permit it was due without pushing the next one back;
+//!   after a quiet spell it holds up to [`CATCH_UP_PERMITS`];
 //! - **the window rule**: never more than `limit` permits within any `window` (1.04 s at
 //!   first), whatever the bucket allows. Any one-second count the server keeps, fixed or
 //!   sliding, then sees at most the limit, with 40 ms to spare for arrival jitter; a bucket of
@@ -16,13 +17,17 @@
 //! stricter server costs a slightly slower pace, not a pause per refusal. A 429's
 //! `Retry-After` closes a gate for exactly that long (capped at [`MAX_SERVER_PAUSE`]); a 429
 //! without one closes nothing. `Ratelimit-Remaining-Second: 0` not explained by our own use
-//! holds back one spacing interval. Waiting callers wait, nobody fails.
+//! holds back one spacing interval. Waiting callers wait, in turn; nobody fails.
 
 use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use leaky_bucket::RateLimiter;
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 use tokio::time::Instant;
 
 /// The nominal window the limit is spread over: 40 ms more than a second, so arrivals that
@@ -41,11 +46,11 @@ const STRETCH_ON_429: f64 = 1.25;
 const SHRINK_STEP: f64 = 0.02;
 
 /// Permits the bucket may hold to make up for late timers; the window rule still applies.
-const CATCH_UP_PERMITS: usize = 3;
+const CATCH_UP_PERMITS: u32 = 3;
 
-/// The shortest refill interval: leaky-bucket refuses intervals under a millisecond, so fast
-/// budgets refill several permits per interval instead.
-const MIN_INTERVAL: Duration = Duration::from_millis(10);
+/// The bucket always holds at least this long's worth of permits: tokio's timers fire on whole
+/// milliseconds, so a fast budget (thousands a second) must hand out several per wake.
+const MIN_CATCH_UP: Duration = Duration::from_millis(10);
 
 /// Share of the limit our own permits of the last second must reach for a
 /// `Ratelimit-Remaining-Second: 0` to be explained by our own pacing (then no pause is needed).
@@ -57,12 +62,28 @@ const OWN_USE_EXPLAINS_ZERO: f64 = 0.9;
 /// server that keeps answering 429 simply keeps the gate closed a minute at a time.
 pub const MAX_SERVER_PAUSE: Duration = Duration::from_secs(60);
 
+/// The even-spacing bucket, on the runtime's clock.
+type Bucket = RateLimiter<NotKeyed, InMemoryState, RuntimeClock, NoOpMiddleware<std::time::Instant>>;
+
+/// Tokio's clock as the bucket reads it: the same time the window rule and the sleeps use (and,
+/// in tests, the paused clock).
+#[derive(Debug, Clone, Copy)]
+struct RuntimeClock;
+
+impl Clock for RuntimeClock {
+    type Instant = std::time::Instant;
+
+    fn now(&self) -> std::time::Instant {
+        Instant::now().into_std()
+    }
+}
+
 /// The budget of one organization.
 #[derive(Debug)]
 pub struct OrgLimiter {
     key: String,
     per_second: u32,
-    bucket: RateLimiter,
+    bucket: Bucket,
     /// One caller at a time applies the window rule, in arrival order.
     turn: tokio::sync::Mutex<()>,
     paused_until: Mutex<Option<Instant>>,
@@ -96,21 +117,17 @@ impl OrgLimiter {
     /// A limiter allowing `per_second` requests per second (at least 1).
     pub fn new(key: impl Into<String>, per_second: u32) -> Self {
         let per_second = per_second.max(1);
-        let mut interval = WINDOW / per_second;
-        let mut refill = 1;
-        if interval < MIN_INTERVAL {
-            // Several permits per 10 ms: the same average, a burst of at most 1% of the limit.
-            let paced = f64::from(per_second) / WINDOW.as_secs_f64();
-            refill = (paced * MIN_INTERVAL.as_secs_f64()).floor().max(1.0) as usize;
-            interval = Duration::from_secs_f64(refill as f64 / paced);
+        let interval = WINDOW / per_second;
+        let burst = CATCH_UP_PERMITS.max((MIN_CATCH_UP.as_nanos() / interval.as_nanos().max(1)) as u32 + 1);
+        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+        // A zero interval (a limit beyond a billion a second) is held to the fastest quota.
+        let quota = Quota::with_period(interval).unwrap_or(Quota::per_second(NonZeroU32::MAX)).allow_burst(burst);
+        let bucket = RateLimiter::direct_with_clock(quota, RuntimeClock);
+        // A new bucket is full; start it with one permit, so a fresh organization is paced from
+        // its first request and only a quiet spell earns the catch-up permits.
+        if let Some(held) = NonZeroU32::new(burst.get() - 1) {
+            let _ = bucket.check_n(held);
         }
-        let bucket = RateLimiter::builder()
-            .initial(refill)
-            .max(refill * CATCH_UP_PERMITS)
-            .refill(refill)
-            .interval(interval)
-            .fair(true)
-            .build();
         OrgLimiter {
             key: key.into(),
             per_second,
@@ -139,9 +156,11 @@ impl OrgLimiter {
 
     /// Wait for a permit to send one request.
     pub async fn acquire(&self) {
-        self.wait_pause().await;
-        self.bucket.acquire_one().await;
         let _turn = self.turn.lock().await;
+        self.wait_pause().await;
+        while let Err(not_until) = self.bucket.check() {
+            tokio::time::sleep(not_until.wait_time_from(RuntimeClock.now())).await;
+        }
         loop {
             // A 429 may have arrived while we queued; honour it before sending.
             self.wait_pause().await;
@@ -323,6 +342,32 @@ mod tests {
         assert_eq!(limiter.acquire_leased().await, Ok(()));
     }
 
+    /// A waiter whose timer fires late (a busy runtime) takes the permit it was due, and the
+    /// next one still comes on the original schedule: lateness is not carried forward, so a
+    /// loaded host does not fall below its pace one late wake at a time.
+    #[tokio::test(start_paused = true)]
+    async fn a_late_wake_does_not_push_the_next_permit_back() {
+        let limiter = Arc::new(OrgLimiter::new("acme", 10));
+        let start = Instant::now();
+        let waiter = tokio::spawn({
+            let limiter = limiter.clone();
+            async move {
+                let mut times = Vec::new();
+                for _ in 0..3 {
+                    limiter.acquire().await;
+                    times.push(start.elapsed());
+                }
+                times
+            }
+        });
+        // The waiter takes its first permit and sleeps until the second is due at 104 ms; the
+        // runtime then gets to it 30 ms late.
+        tokio::task::yield_now().await;
+        tokio::time::advance(Duration::from_millis(134)).await;
+        let ms = |v: u64| Duration::from_millis(v);
+        assert_eq!(waiter.await.unwrap(), [ms(0), ms(134), ms(208)]);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn never_more_than_the_limit_in_any_second() {
         let times = permit_times(&OrgLimiter::new("acme", 10), 50).await;
@@ -414,7 +459,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn budgets_above_a_thousand_per_second_pace_without_panicking() {
-        // leaky-bucket refuses sub-millisecond intervals; the limiter refills in groups instead.
+        // Tokio's timers fire on whole milliseconds: the bucket hands out several per wake.
         let limiter = OrgLimiter::new("fast", 5000);
         let start = Instant::now();
         for _ in 0..5000 {
