@@ -13,6 +13,7 @@ use crate::source::KeyChecker;
 use crate::source::keys::key_hash;
 use crate::state::{RunCounts, RunId, RunLock, RunStatus, State, StateLocation, lock_run};
 use crate::sync::Tenant;
+use crate::sync::blocking::off_the_runtime;
 
 /// State and planner of one run.
 pub struct Ledger {
@@ -61,9 +62,11 @@ impl Ledger {
 
     /// Plan one chunk (in row order). Reads state only: an unchanged row costs no write.
     pub fn plan(&self, batch: Vec<(Row, MappedRecord)>) -> Result<Vec<Planned>, HostError> {
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let mut planner = self.planner.lock().unwrap_or_else(|p| p.into_inner());
-        planner.plan_batch(state.sync(&self.sync_id), batch).map_err(|e| plan_error(&self.tenant, e))
+        off_the_runtime(|| {
+            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut planner = self.planner.lock().unwrap_or_else(|p| p.into_inner());
+            planner.plan_batch(state.sync(&self.sync_id), batch).map_err(|e| plan_error(&self.tenant, e))
+        })
     }
 
     /// Record confirmed and finally failed records, and queue their `results` (JSON rows for
@@ -79,19 +82,21 @@ impl Ledger {
         if self.run_id.is_none() || (confirmed.is_empty() && failed.is_empty() && results.is_empty()) {
             return Ok(());
         }
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let mut b = state.sync(&self.sync_id).batch()?;
-        for (key, fp, r) in confirmed {
-            let payload = r.confirmed_payload.as_deref().unwrap_or_default();
-            b.record_success(key, *fp, payload, r.remote_id.as_deref(), r.outcome)?;
-        }
-        for (key, fp, e) in failed {
-            b.record_failure(key, *fp, e, e.retryable)?;
-        }
-        for r in results {
-            b.queue_result(r)?;
-        }
-        Ok(b.commit()?)
+        off_the_runtime(|| {
+            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut b = state.sync(&self.sync_id).batch()?;
+            for (key, fp, r) in confirmed {
+                let payload = r.confirmed_payload.as_deref().unwrap_or_default();
+                b.record_success(key, *fp, payload, r.remote_id.as_deref(), r.outcome)?;
+            }
+            for (key, fp, e) in failed {
+                b.record_failure(key, *fp, e, e.retryable)?;
+            }
+            for r in results {
+                b.queue_result(r)?;
+            }
+            Ok(b.commit()?)
+        })
     }
 
     /// The sync this ledger keeps.

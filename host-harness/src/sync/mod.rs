@@ -14,6 +14,7 @@
 //! - [`progress`]: a live bar or periodic log lines.
 //! - [`triage`]: the failing records of a sync, grouped by error code with their fix.
 
+mod blocking;
 pub mod concurrency;
 pub mod harness;
 pub mod ledger;
