@@ -12,6 +12,7 @@
 //! - [`connections`]: keep-alive connections to the tenant's API host.
 //! - [`credentials`]: secrets the host holds and attaches; they never enter the component.
 //! - [`ratelimit`]: one paced request budget per destination organization.
+//! - [`wire`]: the egress thread, where permits are waited for and requests written.
 
 pub mod address;
 pub mod connections;
@@ -19,6 +20,7 @@ pub mod credentials;
 pub mod grants;
 pub mod policy;
 pub mod ratelimit;
+pub mod wire;
 
 pub use grants::{check_grants, credential_host, host_matches, intersect_hosts};
 pub use policy::{

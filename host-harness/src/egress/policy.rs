@@ -31,6 +31,7 @@ use crate::egress::address::non_public;
 use crate::egress::connections::ConnectionPool;
 use crate::egress::credentials::{HostCredential, Redactor};
 use crate::egress::ratelimit::{OrgLimiter, parse_retry_after};
+use crate::egress::wire::on_egress_thread;
 
 /// The environment variable that lets a redirect to a loopback emulator be used. Development
 /// and tests only: it sends the tenant's real credential over plain http to whatever listens on
@@ -382,14 +383,19 @@ impl WasiHttpHooks for EgressHooks {
                 *request.uri_mut() = Uri::from_parts(parts).map_err(|_| HttpError::HttpRequestUriInvalid)?;
             }
 
-            if let Some(limiter) = &policy.limiter {
-                limiter.acquire_leased().await.map_err(|lapsed| HttpError::InternalError(Some(lapsed.to_string())))?;
-            }
-            policy.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let started = Instant::now();
-            let response = policy.connections.send(request, options).await?;
+            // The permit and the write it releases go together, on the egress thread.
+            let on_wire = policy.clone();
+            let (response, elapsed) = on_egress_thread(async move {
+                if let Some(limiter) = &on_wire.limiter {
+                    limiter.acquire_leased().await.map_err(|lapsed| HttpError::InternalError(Some(lapsed.to_string())))?;
+                }
+                on_wire.stats.requests.fetch_add(1, Ordering::Relaxed);
+                let started = Instant::now();
+                let response = on_wire.connections.send(request, options).await?;
+                Ok::<_, HttpError>((response, started.elapsed()))
+            })
+            .await??;
             drop(slot);
-            let elapsed = started.elapsed();
             policy.stats.latency_us_total.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
             policy.stats.responses.fetch_add(1, Ordering::Relaxed);
 
