@@ -15,7 +15,7 @@ use std::future::Future;
 use std::sync::OnceLock;
 
 use tokio::runtime::{Handle, Runtime};
-use tokio::task::JoinHandle;
+use tokio_util::task::AbortOnDropHandle;
 use wasmtime_wasi_http::Error as HttpError;
 
 static EGRESS: OnceLock<Result<Runtime, String>> = OnceLock::new();
@@ -42,18 +42,39 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let mut task = CancelOnDrop(egress()?.spawn(work));
-    match (&mut task.0).await {
+    match AbortOnDropHandle::new(egress()?.spawn(work)).await {
         Ok(out) => Ok(out),
         Err(e) => Err(HttpError::InternalError(Some(if e.is_panic() { "the egress task panicked".into() } else { e.to_string() }))),
     }
 }
 
-/// Aborts the task when dropped before it finished.
-struct CancelOnDrop<T>(JoinHandle<T>);
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
 
-impl<T> Drop for CancelOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
+    use super::*;
+
+    /// A request the plugin stops waiting for is cancelled on the egress thread, not sent later:
+    /// the work's end of the channel is dropped with it.
+    #[tokio::test]
+    async fn dropping_the_wait_cancels_the_work() {
+        let (mut tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let mut wait = Box::pin(on_egress_thread(async move {
+            let _ = rx.await;
+        }));
+        tokio::select! {
+            biased;
+            _ = &mut wait => panic!("the work cannot finish before it is told to"),
+            _ = std::future::ready(()) => {}
+        }
+        drop(wait);
+        let cancelled = tokio::time::timeout(Duration::from_secs(30), tx.closed()).await;
+        assert!(cancelled.is_ok(), "the work still runs on the egress thread after its wait was dropped");
+    }
+
+    #[tokio::test]
+    async fn the_work_runs_on_the_egress_thread() {
+        let name = on_egress_thread(async { std::thread::current().name().map(str::to_string) }).await.unwrap();
+        assert_eq!(name.as_deref(), Some("egress"));
     }
 }
