@@ -123,8 +123,9 @@ impl OrgLimiter {
         // A zero interval (a limit beyond a billion a second) is held to the fastest quota.
         let quota = Quota::with_period(interval).unwrap_or(Quota::per_second(NonZeroU32::MAX)).allow_burst(burst);
         let bucket = RateLimiter::direct_with_clock(quota, RuntimeClock);
-        // A new bucket is full; start it with one permit, so a fresh organization is paced from
-        // its first request and only a quiet spell earns the catch-up permits.
+        // A new bucket is full; start it with one permit, so an organization used as soon as it
+        // is made is paced from its first request. Like any quiet spell, time before the first
+        // use earns the catch-up permits back (the window rule still bounds them).
         if let Some(held) = NonZeroU32::new(burst.get() - 1) {
             let _ = bucket.check_n(held);
         }
