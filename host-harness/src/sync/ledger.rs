@@ -1,5 +1,7 @@
 //! The runner's view of sync state: plans each chunk against what the destination last
 //! confirmed, and records outcomes. State advances only for confirmed records.
+//! Every method that reads or writes state blocks, so each tells the runtime first
+//! ([`off_the_runtime`]).
 
 use std::sync::Mutex;
 
@@ -34,6 +36,10 @@ pub struct Ledger {
 impl Ledger {
     /// Open the job's state; a real run also starts a run record.
     pub fn open(job: &JobConfig, tenant: &Tenant, location: &StateLocation, dry_run: bool, only_failed: bool) -> Result<Ledger, HostError> {
+        off_the_runtime(|| Self::open_blocking(job, tenant, location, dry_run, only_failed))
+    }
+
+    fn open_blocking(job: &JobConfig, tenant: &Tenant, location: &StateLocation, dry_run: bool, only_failed: bool) -> Result<Ledger, HostError> {
         // A dry run writes nothing and needs no lock; in PostgreSQL the organization's lease
         // keeps runs apart instead.
         let lock = if dry_run || !location.needs_file_lock() { None } else { Some(lock_run(&job.sync.state_dir, &tenant.sync_id)?) };
@@ -123,6 +129,16 @@ impl Ledger {
     /// `source_keys` is the source's key set when it was read to the end. Returns how many keys
     /// disappeared (0 for a dry run, a run that stopped early or a source not read to the end).
     pub fn finish(
+        &self,
+        counts: &Counts,
+        requests: u64,
+        aborted: Option<&str>,
+        source_keys: Option<&KeyChecker>,
+    ) -> Result<u64, HostError> {
+        off_the_runtime(|| self.finish_blocking(counts, requests, aborted, source_keys))
+    }
+
+    fn finish_blocking(
         &self,
         counts: &Counts,
         requests: u64,

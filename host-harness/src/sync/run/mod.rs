@@ -34,7 +34,6 @@ use self::work::RunShared;
 use crate::error::HostError;
 use crate::job::JobConfig;
 use crate::results::{ResultsError, Shipper};
-use crate::sync::blocking::off_the_runtime;
 use crate::sync::ledger::Ledger;
 use crate::sync::progress::Progress;
 use crate::sync::report::{Counts, RunReport};
@@ -61,7 +60,7 @@ impl Harness {
             (Some(r), false) => Some(r.target(&job.source)?),
             _ => None,
         };
-        let ledger = off_the_runtime(|| Ledger::open(job, tenant, &opts.state, opts.dry_run, opts.only_failed))?;
+        let ledger = Ledger::open(job, tenant, &opts.state, opts.dry_run, opts.only_failed)?;
         let shipper = match results_target {
             Some(spec) => {
                 // Opening the target (a database connection) and delivering leftovers block.
@@ -124,7 +123,7 @@ impl Harness {
         let aborted = shared.abort_reason();
         let egress = meter.since_start(tenant);
         let requests = egress.requests;
-        let finished = off_the_runtime(|| ledger.finish(&counts, requests, aborted.as_deref(), source_keys.as_ref()));
+        let finished = ledger.finish(&counts, requests, aborted.as_deref(), source_keys.as_ref());
         if let Some(e) = plan.fatal {
             return Err(e);
         }
