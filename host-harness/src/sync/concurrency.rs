@@ -6,9 +6,15 @@
 //! little above that so the limiter, not the latency, sets the pace. A 429 halves the target
 //! (the organization's budget is shared with others); it then grows back one step per
 //! completed batch.
+//!
+//! A worker the target does not admit waits to be woken, never on a timer: a host drives
+//! hundreds of organizations with up to 32 workers each, mostly waiting, and a 50 ms poll per
+//! waiting worker was tens of thousands of wake-ups a second (BENCHMARKS.md, `orgs_per_host`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 /// Headroom over Little's law.
 const HEADROOM: f64 = 1.5;
@@ -19,6 +25,8 @@ pub struct Concurrency {
     target: AtomicUsize,
     ceiling: AtomicUsize,
     max: usize,
+    /// Woken whenever the target grows or the work ends.
+    changed: Notify,
 }
 
 impl Concurrency {
@@ -26,7 +34,7 @@ impl Concurrency {
     pub fn new(initial: usize, max: usize) -> Self {
         let max = max.max(1);
         let initial = initial.clamp(1, max);
-        Concurrency { target: AtomicUsize::new(initial), ceiling: AtomicUsize::new(max), max }
+        Concurrency { target: AtomicUsize::new(initial), ceiling: AtomicUsize::new(max), max, changed: Notify::new() }
     }
 
     /// The number of workers that may run now.
@@ -37,6 +45,29 @@ impl Concurrency {
     /// Whether worker number `index` (0-based) may take work now.
     pub fn admits(&self, index: usize) -> bool {
         index < self.target()
+    }
+
+    /// Wait until worker `index` is admitted, or until `done()` holds (then `false`). `done` is
+    /// checked again after every [`Concurrency::wake_all`], so whoever makes it true must call that.
+    pub async fn admitted(&self, index: usize, done: impl Fn() -> bool) -> bool {
+        loop {
+            // Registered before the checks, so a change between a check and the wait still wakes.
+            let changed = self.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            if self.admits(index) {
+                return true;
+            }
+            if done() {
+                return false;
+            }
+            changed.await;
+        }
+    }
+
+    /// Wake every waiting worker to look again (the target grew, or the work ended).
+    pub fn wake_all(&self) {
+        self.changed.notify_waiters();
     }
 
     /// Re-aim after a batch: from the mean latency and the rate, and whether new 429s arrived.
@@ -52,7 +83,10 @@ impl Concurrency {
         self.ceiling.store(ceiling, Ordering::Relaxed);
         let Some(latency) = mean_latency else { return };
         let needed = (f64::from(rate_per_second) * latency.as_secs_f64() * HEADROOM).ceil() as usize + 1;
-        self.target.store(needed.clamp(1, ceiling), Ordering::Relaxed);
+        let before = self.target.swap(needed.clamp(1, ceiling), Ordering::Relaxed);
+        if needed.clamp(1, ceiling) > before {
+            self.wake_all();
+        }
     }
 }
 
@@ -79,6 +113,42 @@ mod tests {
         c.observe(10, Some(Duration::from_secs(5)), false);
         assert_eq!(c.target(), 9, "bounded by the recovering ceiling");
         assert!(c.admits(8) && !c.admits(9));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_worker_starts_as_soon_as_the_target_admits_it() {
+        let c = std::sync::Arc::new(Concurrency::new(1, 8));
+        let waiter = tokio::spawn({
+            let c = c.clone();
+            async move { c.admitted(3, || false).await }
+        });
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!waiter.is_finished(), "worker 3 is not admitted at a target of 1");
+        c.observe(10, Some(Duration::from_millis(300)), false); // 10 × 0.3 × 1.5 → 5, + 1 = 6
+        // No time passes: the growth itself wakes the worker.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(waiter.is_finished(), "admitted without waiting for a timer");
+        assert!(waiter.await.unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_worker_leaves_when_the_work_ends() {
+        let c = std::sync::Arc::new(Concurrency::new(1, 8));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let waiter = tokio::spawn({
+            let (c, done) = (c.clone(), done.clone());
+            async move { c.admitted(3, || done.load(Ordering::Relaxed)).await }
+        });
+        tokio::task::yield_now().await;
+        done.store(true, Ordering::Relaxed);
+        c.wake_all();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(waiter.is_finished());
+        assert!(!waiter.await.unwrap(), "not admitted: the work ended");
     }
 
     #[test]

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -22,14 +21,12 @@ use crate::sandbox::limits::Limits;
 use crate::sync::Tenant;
 use crate::sync::concurrency::Concurrency;
 
-/// How often a sender the concurrency target does not admit yet looks again.
-const ADMISSION_POLL: Duration = Duration::from_millis(50);
-
 /// The senders of one run and the two channels around them.
 pub(super) struct Senders {
     work: async_channel::Sender<Vec<Pending>>,
     sent: mpsc::UnboundedReceiver<Sent>,
     tasks: JoinSet<()>,
+    conc: Arc<Concurrency>,
 }
 
 impl Senders {
@@ -46,7 +43,7 @@ impl Senders {
                 tasks.spawn(sender(index, handle.clone(), work_rx.clone(), sent_tx.clone(), conc.clone(), shared.clone()));
             }
         }
-        Senders { work, sent, tasks }
+        Senders { work, sent, tasks, conc }
     }
 
     /// Queue a batch; while the queue is full, record results (so the recorder never blocks the
@@ -87,6 +84,8 @@ impl Senders {
     /// No more work: let the senders finish and record their last results.
     pub async fn close(mut self, recorder: &mut Recorder<'_>) {
         self.work.close();
+        // Senders waiting for admission look again and leave once the queue is empty.
+        self.conc.wake_all();
         while self.tasks.join_next().await.is_some() {}
         self.record_ready(recorder);
     }
@@ -203,14 +202,17 @@ async fn sender(
 ) {
     let mut throttled_seen = t.policy.stats.throttled.load(Ordering::Relaxed);
     let mut kept: Option<Instance> = None;
+    let finished = || work.is_closed() && work.is_empty();
     loop {
-        while !conc.admits(index) {
-            if work.is_closed() && work.is_empty() {
-                return;
-            }
-            tokio::time::sleep(ADMISSION_POLL).await;
+        if !conc.admitted(index, finished).await {
+            conc.wake_all();
+            return;
         }
-        let Ok(batch) = work.recv().await else { return };
+        let Ok(batch) = work.recv().await else {
+            // The last batch is taken: whoever waits for admission can leave too.
+            conc.wake_all();
+            return;
+        };
         if shared.aborted() {
             let _ = sent.send(Sent { batch, results: Err(HostError::RunStopped) });
             continue;
