@@ -1,5 +1,7 @@
 //! Row → Gladly profile. Pure: `map-row`, `map-rows` and `sync-batch` all go through here.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Number, Value};
 
 use crate::model::{
@@ -194,8 +196,8 @@ impl Plan {
     }
 
     /// The configuration for one row: a mapped `phoneRegion` column overrides `default-region`.
-    fn row_config(&self, config: &Config, row: &Row) -> Result<Config, DestError> {
-        let mut out = config.clone();
+    fn row_config<'c>(&self, config: &'c Config, row: &Row) -> Result<Cow<'c, Config>, DestError> {
+        let mut out = Cow::Borrowed(config);
         for (source, target) in &self.entries {
             if *target != Target::Standard(StandardField::PhoneRegion) {
                 continue;
@@ -204,7 +206,7 @@ impl Plan {
             match text_only(row.cell(source)).map_err(|(code, problem, fix)| fail(code, &problem, &fix))? {
                 None => {}
                 Some(code) => {
-                    out.default_region = code.to_ascii_uppercase().parse().map_err(|_| {
+                    out.to_mut().default_region = code.to_ascii_uppercase().parse().map_err(|_| {
                         fail(
                             ErrorCode::InvalidValue,
                             &format!("holds `{code}`, which is not a two-letter region code"),
