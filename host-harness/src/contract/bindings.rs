@@ -48,6 +48,19 @@ impl From<model::Row> for wit::Row {
     }
 }
 
+impl From<&model::Row> for wit::Row {
+    fn from(r: &model::Row) -> Self {
+        wit::Row {
+            key: r.key.clone(),
+            columns: r
+                .columns
+                .iter()
+                .map(|c| wit::Column { name: c.name.clone(), value: c.value.clone().into() })
+                .collect(),
+        }
+    }
+}
+
 /// Settings to the WIT form.
 pub fn settings(config: &[model::Setting]) -> Vec<wit::Setting> {
     config.iter().map(|s| wit::Setting { key: s.key.clone(), value: s.value.clone() }).collect()

@@ -85,13 +85,13 @@ impl Plugin {
         tenant: &str,
         config: &[Setting],
         mapping: &[FieldMapping],
-        rows: Vec<Row>,
+        rows: &[Row],
     ) -> Result<Vec<Result<MappedRecord, RowError>>, HostError> {
         let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
         let budget = self.limits().pure_call_deadline();
         let mut inst = self.instantiate(self.no_egress(tenant), budget).await?;
         let (c, m) = (bindings::settings(config), bindings::mapping(mapping));
-        let rows: Vec<wit::Row> = rows.into_iter().map(Into::into).collect();
+        let rows: Vec<wit::Row> = rows.iter().map(Into::into).collect();
         let call = inst.exports.reverse_etl_destination_destination().call_map_rows(&mut inst.store, &c, &m, &rows);
         let r = guarded(tenant, budget, call).await;
         inst.flush_stdio();

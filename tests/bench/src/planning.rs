@@ -123,7 +123,7 @@ pub async fn planning(a: &Args) -> Result<Value> {
                     _ => None,
                 })
                 .collect();
-            let mapped = plugin.map_rows("bench", &tenant.settings, &tenant.mapping, rows).await?;
+            let mapped = plugin.map_rows("bench", &tenant.settings, &tenant.mapping, &rows).await?;
             let mut b = state.sync("planning").batch()?;
             for m in mapped.into_iter().flatten() {
                 let id = format!("retl-{}", m.key);

@@ -1,8 +1,9 @@
 //! One sync run as a pipeline of named stages:
 //!
 //! 1. [`read`]: the source streams rows on a blocking thread;
-//! 2. [`planning`]: each chunk is mapped in the sandbox, fingerprinted and diffed against state;
-//!    only new, changed and retryable records go on;
+//! 2. [`map`]: each chunk is mapped in the sandbox, in a task of its own, one chunk ahead of
+//!    [`planning`], which fingerprints and diffs it against state; only new, changed and
+//!    retryable records go on;
 //! 3. [`send`]: adaptive concurrent senders, each keeping its instance between batches of the run;
 //! 4. [`record`]: the one writer of state and counts; state advances only for records the
 //!    destination confirmed;
@@ -14,6 +15,7 @@
 //! never held for the whole table (only the source's key set grows, a 128-bit hash per key).
 //! Lifetime: everything here lives for one run.
 
+mod map;
 mod planning;
 mod read;
 mod record;
@@ -26,6 +28,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::time::Instant;
 
+use self::map::Mapper;
 use self::planning::{PlanSummary, Planning};
 use self::read::Reader;
 use self::record::Recorder;
@@ -84,6 +87,7 @@ impl Harness {
         let progress = Progress::new(opts.progress, &tenant.name);
 
         let mut reader = Reader::spawn(job.source.clone());
+        let mapper = Mapper::spawn(tenant, &mut reader);
         let mut senders = Senders::spawn(tenant, &limits, opts.dry_run, &shared);
         let mut recorder = Recorder::new(&ledger, RetryPolicy::from_limits(&limits), &shared, &progress, shipper.as_ref());
         let plan = Planning {
@@ -96,7 +100,7 @@ impl Harness {
             senders: &mut senders,
             recorder: &mut recorder,
         }
-        .run(&mut reader)
+        .run(mapper)
         .await;
         let source_keys = reader.finish().await;
         if !opts.dry_run {

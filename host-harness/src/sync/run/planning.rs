@@ -1,15 +1,14 @@
-//! Stage 2, plan: map each chunk of rows in the sandbox, fingerprint and diff it against state,
+//! Stage 2b, plan: fingerprint each mapped chunk ([`super::map`]) and diff it against state,
 //! and queue only what is new, changed or to be retried. Runs in the run's own task,
 //! interleaved with recording results as they arrive.
 
-use super::read::Reader;
+use super::map::{MappedChunk, Mapper};
 use super::record::Recorder;
 use super::send::Senders;
 use super::work::{Pending, RunShared};
 use crate::contract::model::{ErrorCategory, ErrorCode, MappedRecord, RecordError, Row, RowError};
 use crate::error::HostError;
 use crate::sandbox::limits::Limits;
-use crate::source::SourceItem;
 use crate::sync::ledger::{Ledger, estimate_requests};
 use crate::sync::plan::{Decision, Planned, RetryReason};
 use crate::sync::progress::Progress;
@@ -43,22 +42,29 @@ pub(super) struct Planning<'r, 'a> {
 }
 
 impl Planning<'_, '_> {
-    /// Plan every chunk the reader delivers; queue full batches as they fill.
-    pub async fn run(mut self, reader: &mut Reader) -> PlanSummary {
+    /// Plan every chunk the mapper delivers; queue full batches as they fill. The mapper is
+    /// dropped (and so stopped) on return.
+    pub async fn run(mut self, mut mapper: Mapper) -> PlanSummary {
         let mut summary = PlanSummary::default();
         let mut batch: Vec<Pending> = Vec::with_capacity(self.limits.batch_size);
-        while let Some(chunk) = reader.chunks.recv().await {
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) => {
-                    summary.source_error = Some(e);
-                    break;
-                }
-            };
+        while let Some(chunk) = mapper.chunks.recv().await {
+            if let MappedChunk::SourceFailed(e) = chunk {
+                summary.source_error = Some(e);
+                break;
+            }
             if self.shared.aborted() {
                 break;
             }
-            let planned = match self.map_and_plan(chunk).await {
+            let (read, invalid, rows, mapped) = match chunk {
+                MappedChunk::Mapped { read, invalid, rows, mapped } => (read, invalid, rows, mapped),
+                MappedChunk::Fatal { read, invalid, error } => {
+                    self.count_read(read, &invalid);
+                    summary.fatal = Some(error);
+                    break;
+                }
+                MappedChunk::SourceFailed(_) => break,
+            };
+            let planned = match self.plan_chunk(read, &invalid, rows, mapped) {
                 Ok(p) => p,
                 Err(e) => {
                     summary.fatal = Some(e);
@@ -86,22 +92,17 @@ impl Planning<'_, '_> {
         summary
     }
 
-    /// Map one chunk in the sandbox and plan it against state. Rows the source or the plugin
-    /// rejected are recorded here and go no further.
-    async fn map_and_plan(&mut self, chunk: Vec<SourceItem>) -> Result<Vec<Planned>, HostError> {
-        let mut rows: Vec<Row> = Vec::with_capacity(chunk.len());
-        for item in chunk {
-            self.recorder.counts.rows += 1;
-            match item {
-                SourceItem::Row(r) => rows.push(r),
-                SourceItem::Invalid(inv) => {
-                    let e = inv.into_row_error();
-                    self.recorder.invalid_row(&e.key, &e.error);
-                }
-            }
-        }
-        let mapped = map_isolating(self.tenant, rows.clone()).await?;
-        let mut pairs = Vec::with_capacity(rows.len());
+    /// Record the rows the source or the plugin rejected (they go no further) and plan the rest
+    /// against state.
+    fn plan_chunk(
+        &mut self,
+        read: usize,
+        invalid: &[RowError],
+        rows: Vec<Row>,
+        mapped: Vec<Result<MappedRecord, RowError>>,
+    ) -> Result<Vec<Planned>, HostError> {
+        self.count_read(read, invalid);
+        let mut pairs: Vec<(Row, MappedRecord)> = Vec::with_capacity(rows.len());
         for (row, m) in rows.into_iter().zip(mapped) {
             match m {
                 Ok(m) => pairs.push((row, m)),
@@ -109,6 +110,14 @@ impl Planning<'_, '_> {
             }
         }
         self.ledger.plan(pairs)
+    }
+
+    /// Count a chunk's rows as read, and record those the source rejected.
+    fn count_read(&mut self, read: usize, invalid: &[RowError]) {
+        self.recorder.counts.rows += read as u64;
+        for e in invalid {
+            self.recorder.invalid_row(&e.key, &e.error);
+        }
     }
 
     /// Count one planned record; the record to send, if it is sent.
@@ -150,35 +159,4 @@ impl Planning<'_, '_> {
             self.senders.queue(batch, self.recorder).await;
         }
     }
-}
-
-/// Map `rows`; when `map-rows` traps, breaks the contract or runs out of time on the whole
-/// chunk, map each half again until the row that causes it is alone. That row becomes a
-/// plugin-failure row error (not retried until it changes); every other row is mapped. Other
-/// errors (the host's own) still end the run.
-fn map_isolating<'a>(
-    t: &'a Tenant,
-    rows: Vec<Row>,
-) -> std::pin::Pin<Box<dyn Future<Output = Result<Vec<Result<MappedRecord, RowError>>, HostError>> + Send + 'a>> {
-    Box::pin(async move {
-        match t.plugin.map_rows(&t.name, &t.settings, &t.mapping, rows.clone()).await {
-            Err(e @ (HostError::Plugin { .. } | HostError::Deadline { .. })) if rows.len() == 1 => {
-                let key = rows[0].key.clone();
-                let error = RecordError::host(
-                    ErrorCode::PluginFailure,
-                    ErrorCategory::SkipRecord,
-                    format!("row {key}: the plugin cannot map this row even alone ({e}); it is not sent until the row or the plugin changes"),
-                );
-                Ok(vec![Err(RowError { key, error })])
-            }
-            Err(HostError::Plugin { .. } | HostError::Deadline { .. }) if rows.len() > 1 => {
-                let mut left = rows;
-                let right = left.split_off(left.len() / 2);
-                let mut out = map_isolating(t, left).await?;
-                out.extend(map_isolating(t, right).await?);
-                Ok(out)
-            }
-            other => other,
-        }
-    })
 }

@@ -40,8 +40,13 @@ impl Reader {
         Reader { chunks, keys }
     }
 
+    /// The chunks, for the stage that consumes them; the reader keeps a closed channel.
+    pub fn take_chunks(&mut self) -> mpsc::Receiver<Result<Vec<SourceItem>, String>> {
+        std::mem::replace(&mut self.chunks, mpsc::channel(1).1)
+    }
+
     /// Stop reading and return the source's key set when every row was read (for the count of
-    /// rows that disappeared).
+    /// rows that disappeared). Whoever took the chunks must have dropped them first.
     pub async fn finish(self) -> Option<KeyChecker> {
         drop(self.chunks);
         self.keys.await.ok().flatten()

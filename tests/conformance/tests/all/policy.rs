@@ -368,7 +368,7 @@ async fn panic_in_map_fails_that_tenant_only() {
     let (tb, tg) = (prepare(&h, &bad).await, prepare(&h, &good).await);
 
     let rows = vec![Row { key: "r1".into(), columns: vec![] }];
-    match tb.plugin.map_rows(&tb.name, &tb.settings, &tb.mapping, rows.clone()).await {
+    match tb.plugin.map_rows(&tb.name, &tb.settings, &tb.mapping, &rows).await {
         Err(HostError::Plugin { tenant, reason }) => {
             assert_eq!(tenant, "panic-map");
             assert!(reason.contains("unreachable"), "{reason}");
@@ -376,7 +376,7 @@ async fn panic_in_map_fails_that_tenant_only() {
         other => panic!("expected a plugin error, got {other:?}"),
     }
     // The same loaded plugin still maps for another tenant.
-    let mapped = tg.plugin.map_rows(&tg.name, &tg.settings, &tg.mapping, rows).await.expect("map for another tenant");
+    let mapped = tg.plugin.map_rows(&tg.name, &tg.settings, &tg.mapping, &rows).await.expect("map for another tenant");
     assert_eq!(mapped.len(), 1);
 
     // In a run, each row the plugin cannot map even alone is that row's error; the run ends.
