@@ -50,14 +50,7 @@ impl From<model::Row> for wit::Row {
 
 impl From<&model::Row> for wit::Row {
     fn from(r: &model::Row) -> Self {
-        wit::Row {
-            key: r.key.clone(),
-            columns: r
-                .columns
-                .iter()
-                .map(|c| wit::Column { name: c.name.clone(), value: c.value.clone().into() })
-                .collect(),
-        }
+        r.clone().into()
     }
 }
 

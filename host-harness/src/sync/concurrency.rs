@@ -83,8 +83,9 @@ impl Concurrency {
         self.ceiling.store(ceiling, Ordering::Relaxed);
         let Some(latency) = mean_latency else { return };
         let needed = (f64::from(rate_per_second) * latency.as_secs_f64() * HEADROOM).ceil() as usize + 1;
-        let before = self.target.swap(needed.clamp(1, ceiling), Ordering::Relaxed);
-        if needed.clamp(1, ceiling) > before {
+        let target = needed.clamp(1, ceiling);
+        let before = self.target.swap(target, Ordering::Relaxed);
+        if target > before {
             self.wake_all();
         }
     }

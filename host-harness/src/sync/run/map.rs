@@ -34,7 +34,6 @@ pub(super) enum MappedChunk {
 }
 
 /// What mapping needs of the tenant, owned by the mapper's task.
-#[derive(Clone)]
 struct MapContext {
     plugin: Arc<Plugin>,
     name: String,

@@ -48,21 +48,18 @@ impl Planning<'_, '_> {
         let mut summary = PlanSummary::default();
         let mut batch: Vec<Pending> = Vec::with_capacity(self.limits.batch_size);
         while let Some(chunk) = mapper.chunks.recv().await {
-            if let MappedChunk::SourceFailed(e) = chunk {
-                summary.source_error = Some(e);
-                break;
-            }
-            if self.shared.aborted() {
-                break;
-            }
             let (read, invalid, rows, mapped) = match chunk {
-                MappedChunk::Mapped { read, invalid, rows, mapped } => (read, invalid, rows, mapped),
+                MappedChunk::SourceFailed(e) => {
+                    summary.source_error = Some(e);
+                    break;
+                }
+                _ if self.shared.aborted() => break,
                 MappedChunk::Fatal { read, invalid, error } => {
                     self.count_read(read, &invalid);
                     summary.fatal = Some(error);
                     break;
                 }
-                MappedChunk::SourceFailed(_) => break,
+                MappedChunk::Mapped { read, invalid, rows, mapped } => (read, invalid, rows, mapped),
             };
             let planned = match self.plan_chunk(read, &invalid, rows, mapped) {
                 Ok(p) => p,
