@@ -140,8 +140,12 @@ async fn one_size(a: &Args, n: usize) -> Result<Value> {
     let (host_cpu, emu_cpu) = (proc_cpu_secs("/proc/self/stat") - host_cpu0, emulator.cpu_secs() - emu_cpu0);
     let reqs = emulator.stop()?;
     let (mut min_share, mut max_share, mut max_any_second, mut throttled) = (f64::MAX, 0f64, 0u64, 0usize);
+    let mut lowest = String::new();
     for t in 0..n {
         let org = org_figures(&reqs, &format!("org{t}"), ORG_RATE);
+        if org.share < min_share {
+            lowest = format!("org{t}");
+        }
         min_share = min_share.min(org.share);
         max_share = max_share.max(org.share);
         max_any_second = max_any_second.max(org.max_sliding);
@@ -156,6 +160,7 @@ async fn one_size(a: &Args, n: usize) -> Result<Value> {
         "max_share_of_limit": round(max_share, 4),
         "max_requests_in_any_1s": max_any_second,
         "throttled_429": throttled,
+        "lowest_organization": stalls(&reqs, &lowest),
         "wall_secs": round(wall, 2),
         "host_cpu_secs": round(host_cpu, 2),
         "emulator_cpu_secs": round(emu_cpu, 2),
@@ -163,4 +168,26 @@ async fn one_size(a: &Args, n: usize) -> Result<Value> {
         "host_cores_busy": round(host_cpu / wall, 2),
         "emulator_cores_busy": round(emu_cpu / wall, 2),
     }))
+}
+
+/// Where the organization with the lowest share lost time: when its first request arrived after
+/// the run's first, and its longest gaps between arrivals (each at its offset from the first).
+fn stalls(reqs: &[RecordedRequest], org: &str) -> Value {
+    let start = reqs.iter().map(|r| r.at).min().unwrap_or_default();
+    let mut at: Vec<Duration> = reqs.iter().filter(|r| r.org == org).map(|r| r.at).collect();
+    at.sort();
+    let Some(&first) = at.first() else { return json!({ "organization": org }) };
+    let mut gaps: Vec<(Duration, Duration)> = at.windows(2).map(|w| (w[1] - w[0], w[0] - first)).collect();
+    gaps.sort_by(|a, b| b.0.cmp(&a.0));
+    let longest: Vec<Value> = gaps
+        .iter()
+        .take(3)
+        .map(|(gap, offset)| json!({ "gap_ms": gap.as_millis() as u64, "after_secs": round(offset.as_secs_f64(), 2) }))
+        .collect();
+    json!({
+        "organization": org,
+        "first_request_after_secs": round((first - start).as_secs_f64(), 2),
+        "span_secs": round((at[at.len() - 1] - first).as_secs_f64(), 2),
+        "longest_gaps": longest,
+    })
 }
