@@ -50,7 +50,8 @@ pub async fn first_sync_by_holding(a: &Args) -> Result<Value> {
                 "empty" => Vec::new(),
                 "holds_every_customer" => customers.iter().collect(),
                 "holds_half" => customers.iter().step_by(2).collect(),
-                _ => customers.iter().take(n / 2).collect(),
+                "holds_older_half" => customers.iter().take(n / 2).collect(),
+                other => bail!("no holding is defined for organization {other:?}"),
             };
             for c in &held {
                 emulator.insert_profile(
