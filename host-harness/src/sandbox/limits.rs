@@ -36,8 +36,9 @@ pub struct Limits {
     pub backoff_base_ms: u64,
     /// Longest backoff delay, in milliseconds; also the most a plugin's `retry-after-ms` can ask.
     pub backoff_max_ms: u64,
-    /// Records per `sync-batch` call. Small, so that one instance is short-lived and a failure
-    /// costs little; large enough to amortize instantiation.
+    /// Most records per `sync-batch` call. Small, so that a failure costs little; large enough
+    /// to amortize the call. A run sends smaller batches while its organization's rate would
+    /// make these take more than a few seconds (`sync/concurrency.rs`).
     pub batch_size: usize,
     /// Most instances of one sync running at once; the runner adapts below this to the
     /// observed latency and rate.

@@ -7,6 +7,12 @@
 //! (the organization's budget is shared with others); it then grows back one step per
 //! completed batch.
 //!
+//! Batches are sized from the same target ([`Concurrency::batch_rows`]): a batch is confirmed
+//! (written to state) only when its last record is, so the records sent but not yet confirmed,
+//! which a killed host sends again, are all the admitted senders' batches. Sizing each batch to
+//! about [`BATCH_SECONDS`] of the organization's rate keeps that to a few seconds of requests,
+//! however many senders run.
+//!
 //! A worker the target does not admit waits to be woken, never on a timer: a host drives
 //! hundreds of organizations with up to 32 workers each, mostly waiting, and a 50 ms poll per
 //! waiting worker was tens of thousands of wake-ups a second (BENCHMARKS.md, `orgs_per_host`).
@@ -18,6 +24,12 @@ use tokio::sync::Notify;
 
 /// Headroom over Little's law.
 const HEADROOM: f64 = 1.5;
+
+/// About how long one batch should take at the organization's rate. With a 50 ms latency the
+/// target settles at 2 senders, so a 20-record batch at 10/s takes 4 s: the steady state keeps
+/// the default batch size, and only the first batches (sent while the target is still the
+/// plugin's suggestion) or many senders (a slow server) make batches smaller.
+pub const BATCH_SECONDS: f64 = 4.0;
 
 /// The adaptive target, shared by the workers of one sync.
 #[derive(Debug)]
@@ -68,6 +80,14 @@ impl Concurrency {
     /// Wake every waiting worker to look again (the target grew, or the work ended).
     pub fn wake_all(&self) {
         self.changed.notify_waiters();
+    }
+
+    /// Records per batch now: what the admitted senders together confirm in about
+    /// [`BATCH_SECONDS`] at `rate_per_second` (a record costs one request or more), at least one
+    /// and never more than `max_rows` (the limits' `batch_size`).
+    pub fn batch_rows(&self, rate_per_second: u32, max_rows: usize) -> usize {
+        let rows = f64::from(rate_per_second) * BATCH_SECONDS / self.target() as f64;
+        (rows.floor() as usize).clamp(1, max_rows.max(1))
     }
 
     /// Re-aim after a batch: from the mean latency and the rate, and whether new 429s arrived.
@@ -150,6 +170,17 @@ mod tests {
         }
         assert!(waiter.is_finished());
         assert!(!waiter.await.unwrap(), "not admitted: the work ended");
+    }
+
+    #[test]
+    fn batches_hold_about_four_seconds_of_the_rate_across_the_admitted_senders() {
+        let c = Concurrency::new(5, 32);
+        assert_eq!(c.batch_rows(10, 20), 8, "10/s × 4 s over 5 senders");
+        c.observe(10, Some(Duration::from_millis(50)), false); // 10 × 0.05 × 1.5 → 1, + 1 = 2
+        assert_eq!(c.batch_rows(10, 20), 20, "10/s × 4 s over 2 senders, capped at batch_size");
+        assert_eq!(c.batch_rows(1_000_000, 20), 20, "a fast organization keeps the configured size");
+        c.observe(10, Some(Duration::from_secs(20)), false); // the 32 senders a slow server needs
+        assert_eq!(c.batch_rows(10, 20), 1, "never below one record");
     }
 
     #[test]

@@ -64,6 +64,12 @@ impl Senders {
         }
     }
 
+    /// Records per batch for an organization of `rate_per_second`, now (see
+    /// [`Concurrency::batch_rows`]).
+    pub fn batch_rows(&self, rate_per_second: u32, max_rows: usize) -> usize {
+        self.conc.batch_rows(rate_per_second, max_rows)
+    }
+
     /// Record whatever results already came back, without waiting.
     pub fn record_ready(&mut self, recorder: &mut Recorder<'_>) {
         while let Ok(sent) = self.sent.try_recv() {

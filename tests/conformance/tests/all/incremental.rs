@@ -419,6 +419,58 @@ async fn killed_mid_run_then_rerun_syncs_every_row_exactly_once() {
     }
 }
 
+/// At Gladly's rate a killed run costs its re-run only the batches it had in flight, about
+/// 4 s of requests (`sync/concurrency.rs`), not every row it had started. With 20-record batches
+/// over the plugin's 5 suggested senders, the first batch was confirmed only after ~100 requests,
+/// so a kill at 70 left 70 created rows the state did not know, all sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_at_gladlys_rate_sends_again_only_a_few_seconds_of_rows() {
+    const ROWS: usize = 100;
+    const KILL_AT: usize = 70; // requests seen by the emulator, one per row (create-first)
+    const BOUND: u64 = 40; // 10 requests/s × 4 s of batches in flight
+    let mut spec = JobSpec::upsert("incr-kill-bound");
+    spec.rate_limit = 10;
+    let fx = Fixture::with(
+        "killbound",
+        people(ROWS),
+        spec,
+        EmulatorConfig { rate_limit_per_second: 1000, latency: Duration::from_millis(50), seed: 5, ..Default::default() },
+    )
+    .await;
+    let job = fx.path("job.toml");
+    let cli = || {
+        let mut c = std::process::Command::new(test_kit::components::destination_host());
+        c.arg("sync").arg("--config").arg(&job).arg("--report").arg(fx.path("report.json"));
+        c.stdout(std::process::Stdio::null());
+        c.stderr(std::fs::File::create(fx.path("stderr.log")).unwrap());
+        c
+    };
+    let mut child = cli().spawn().unwrap();
+    loop {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before the kill point");
+        if fx.requests().len() >= KILL_AT {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    fx.settle().await;
+    let created_before_rerun = fx.profiles().len() as u64;
+
+    let mut cmd = cli();
+    let status = tokio::task::spawn_blocking(move || cmd.status()).await.unwrap().unwrap();
+    assert!(status.success(), "the re-run failed ({status})");
+    let report: Value = serde_json::from_slice(&std::fs::read(fx.path("report.json")).unwrap()).unwrap();
+    // Rows the state had confirmed are skipped without a request; every other row Gladly
+    // already held was sent again.
+    let confirmed = report["counts"]["unchanged"].as_u64().unwrap();
+    let sent_again = created_before_rerun - confirmed;
+    assert!(sent_again <= BOUND, "{sent_again} rows sent again ({created_before_rerun} created before the kill, {confirmed} confirmed): {report}");
+    assert_eq!(fx.profiles().len(), ROWS);
+    assert_exactly_once(&fx.profiles(), &fx.rows);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Injected faults: no duplicate, no missing profile.
 // ---------------------------------------------------------------------------------------------
