@@ -37,8 +37,8 @@ pub struct Limits {
     /// Longest backoff delay, in milliseconds; also the most a plugin's `retry-after-ms` can ask.
     pub backoff_max_ms: u64,
     /// Most records per `sync-batch` call. Small, so that a failure costs little; large enough
-    /// to amortize the call. A run sends smaller batches while its organization's rate would
-    /// make these take more than a few seconds (`sync/concurrency.rs`).
+    /// to amortize the call. A run puts fewer in a call when its organization's rate would make
+    /// the call take more than about 2 s (`sync/concurrency.rs`).
     pub batch_size: usize,
     /// Most instances of one sync running at once; the runner adapts below this to the
     /// observed latency and rate.

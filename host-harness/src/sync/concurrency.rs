@@ -7,11 +7,11 @@
 //! (the organization's budget is shared with others); it then grows back one step per
 //! completed batch.
 //!
-//! Batches are sized from the same target ([`Concurrency::batch_rows`]): a batch is confirmed
-//! (written to state) only when its last record is, so the records sent but not yet confirmed,
-//! which a killed host sends again, are all the admitted senders' batches. Sizing each batch to
-//! about [`BATCH_SECONDS`] of the organization's rate keeps that to a few seconds of requests,
-//! however many senders run.
+//! What one `sync-batch` call holds is sized from the same target ([`Concurrency::batch_rows`]):
+//! a call's records are confirmed (written to state) only when its last one is, so the records
+//! sent but not yet confirmed, which a killed host sends again, are all the calls in flight.
+//! Sizing each call to about [`BATCH_SECONDS`] of the organization's rate over the senders keeps
+//! that to a few seconds of requests, however many senders run.
 //!
 //! A worker the target does not admit waits to be woken, never on a timer: a host drives
 //! hundreds of organizations with up to 32 workers each, mostly waiting, and a 50 ms poll per
@@ -25,11 +25,11 @@ use tokio::sync::Notify;
 /// Headroom over Little's law.
 const HEADROOM: f64 = 1.5;
 
-/// About how long one batch should take at the organization's rate. With a 50 ms latency the
-/// target settles at 2 senders, so a 20-record batch at 10/s takes 4 s: the steady state keeps
-/// the default batch size, and only the first batches (sent while the target is still the
-/// plugin's suggestion) or many senders (a slow server) make batches smaller.
-pub const BATCH_SECONDS: f64 = 4.0;
+/// About how long one `sync-batch` call should take at the organization's rate: at 10/s and a
+/// 50 ms latency (2 senders) a call holds 10 records, and about 20 are out once the target has
+/// settled. The smaller calls cost no share of the rate and no host CPU that shows
+/// (BENCHMARKS.md, `workers`).
+pub const BATCH_SECONDS: f64 = 2.0;
 
 /// The adaptive target, shared by the workers of one sync.
 #[derive(Debug)]
@@ -82,9 +82,9 @@ impl Concurrency {
         self.changed.notify_waiters();
     }
 
-    /// Records per batch now: what the admitted senders together confirm in about
+    /// Records per `sync-batch` call now: what the admitted senders together confirm in about
     /// [`BATCH_SECONDS`] at `rate_per_second` (a record costs one request or more), at least one
-    /// and never more than `max_rows` (the limits' `batch_size`).
+    /// and never more than `max_rows` (what is left of the planned batch).
     pub fn batch_rows(&self, rate_per_second: u32, max_rows: usize) -> usize {
         let rows = f64::from(rate_per_second) * BATCH_SECONDS / self.target() as f64;
         (rows.floor() as usize).clamp(1, max_rows.max(1))
@@ -173,11 +173,12 @@ mod tests {
     }
 
     #[test]
-    fn batches_hold_about_four_seconds_of_the_rate_across_the_admitted_senders() {
+    fn a_call_holds_about_two_seconds_of_the_rate_across_the_admitted_senders() {
         let c = Concurrency::new(5, 32);
-        assert_eq!(c.batch_rows(10, 20), 8, "10/s × 4 s over 5 senders");
+        assert_eq!(c.batch_rows(10, 20), 4, "10/s × 2 s over 5 senders");
         c.observe(10, Some(Duration::from_millis(50)), false); // 10 × 0.05 × 1.5 → 1, + 1 = 2
-        assert_eq!(c.batch_rows(10, 20), 20, "10/s × 4 s over 2 senders, capped at batch_size");
+        assert_eq!(c.batch_rows(10, 20), 10, "10/s × 2 s over 2 senders");
+        assert_eq!(c.batch_rows(10, 6), 6, "never more than what is left of the batch");
         assert_eq!(c.batch_rows(1_000_000, 20), 20, "a fast organization keeps the configured size");
         c.observe(10, Some(Duration::from_secs(20)), false); // the 32 senders a slow server needs
         assert_eq!(c.batch_rows(10, 20), 1, "never below one record");

@@ -104,7 +104,7 @@ impl Harness {
         .await;
         let source_keys = reader.finish().await;
         if !opts.dry_run {
-            retry_rounds::run(&mut senders, &mut recorder, &shared, tenant.rate_per_second, limits.batch_size).await;
+            retry_rounds::run(&mut senders, &mut recorder, &shared, limits.batch_size).await;
         }
         senders.close(&mut recorder).await;
         recorder.flush_results();

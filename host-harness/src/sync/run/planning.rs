@@ -42,8 +42,7 @@ pub(super) struct Planning<'r, 'a> {
 }
 
 impl Planning<'_, '_> {
-    /// Plan every chunk the mapper delivers; queue full batches as they fill (sized to the
-    /// organization's rate and the senders admitted now, at most `batch_size`). The mapper is
+    /// Plan every chunk the mapper delivers; queue full batches as they fill. The mapper is
     /// dropped (and so stopped) on return.
     pub async fn run(mut self, mut mapper: Mapper) -> PlanSummary {
         let mut summary = PlanSummary::default();
@@ -72,7 +71,7 @@ impl Planning<'_, '_> {
             for planned in planned {
                 if let Some(p) = self.decide(planned, &mut summary) {
                     batch.push(p);
-                    if batch.len() >= self.senders.batch_rows(self.tenant.rate_per_second, self.limits.batch_size) {
+                    if batch.len() >= self.limits.batch_size {
                         self.queue(std::mem::take(&mut batch)).await;
                     }
                 }

@@ -6,7 +6,7 @@ use super::send::Senders;
 use super::work::{Pending, RunShared};
 
 /// Drain results and resend what is due until the retry queue stays empty.
-pub(super) async fn run(senders: &mut Senders, recorder: &mut Recorder<'_>, shared: &RunShared, rate_per_second: u32, batch_size: usize) {
+pub(super) async fn run(senders: &mut Senders, recorder: &mut Recorder<'_>, shared: &RunShared, batch_size: usize) {
     loop {
         senders.record_in_flight(recorder, shared).await;
         if recorder.retry_queue.is_empty() || shared.aborted() {
@@ -17,8 +17,7 @@ pub(super) async fn run(senders: &mut Senders, recorder: &mut Recorder<'_>, shar
         tokio::time::sleep_until(due).await;
         let round: Vec<Pending> = std::mem::take(&mut recorder.retry_queue).into_iter().map(|(_, p)| p).collect();
         recorder.counts.retry_attempts += round.len() as u64;
-        let rows = senders.batch_rows(rate_per_second, batch_size);
-        for chunk in round.chunks(rows) {
+        for chunk in round.chunks(batch_size.max(1)) {
             shared.add_queued(chunk.len());
             senders.queue(chunk.to_vec(), recorder).await;
         }

@@ -419,15 +419,18 @@ async fn killed_mid_run_then_rerun_syncs_every_row_exactly_once() {
     }
 }
 
-/// At Gladly's rate a killed run costs its re-run only the batches it had in flight, about
-/// 4 s of requests (`sync/concurrency.rs`), not every row it had started. With 20-record batches
-/// over the plugin's 5 suggested senders, the first batch was confirmed only after ~100 requests,
-/// so a kill at 70 left 70 created rows the state did not know, all sent again.
+/// At Gladly's rate a killed run costs its re-run only the `sync-batch` calls it had in flight,
+/// each about 2 s of requests over the senders (`sync/concurrency.rs`), not every row it had
+/// started. With 20-record calls over the plugin's 5 suggested senders, the first call was
+/// confirmed only after ~100 requests, so a kill at 70 left 69 created rows the state did not
+/// know, all sent again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_killed_at_gladlys_rate_sends_again_only_a_few_seconds_of_rows() {
     const ROWS: usize = 100;
-    const KILL_AT: usize = 70; // requests seen by the emulator, one per row (create-first)
-    const BOUND: u64 = 40; // 10 requests/s × 4 s of batches in flight
+    const KILL_AT: usize = 80; // requests seen by the emulator, one per row (create-first)
+    // The most out at once: the 5 senders first admitted each finish their first batch in
+    // 10-record calls after the target falls to 2 (later, 2 senders × 10).
+    const BOUND: u64 = 50;
     let mut spec = JobSpec::upsert("incr-kill-bound");
     spec.rate_limit = 10;
     let fx = Fixture::with(
