@@ -361,30 +361,9 @@ async fn killed_mid_run_then_rerun_syncs_every_row_exactly_once() {
             EmulatorConfig { rate_limit_per_second: 1000, latency: Duration::from_millis(40), seed, ..Default::default() },
         )
         .await;
-        let job = fx.path("job.toml");
-        let cli = || {
-            let mut c = std::process::Command::new(test_kit::components::destination_host());
-            c.arg("sync").arg("--config").arg(&job).arg("--report").arg(fx.path("report.json"));
-            c.stdout(std::process::Stdio::null());
-            c.stderr(std::fs::File::create(fx.path("stderr.log")).unwrap());
-            c
-        };
         // Kill once the emulator has seen a seeded random number of requests (of ~2 per row).
         let kill_at = rand::rngs::StdRng::seed_from_u64(seed).random_range(5..(2 * ROWS - 10));
-        let mut child = cli().spawn().unwrap();
-        let mut exited = None;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                exited = Some(status);
-                break;
-            }
-            if fx.requests().len() >= kill_at {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        let exited = fx.sync_killed_after(kill_at).await;
         assert!(
             exited.is_none(),
             "seed {seed}: the run ended ({exited:?}) before the kill point {kill_at}: {}",
@@ -393,7 +372,7 @@ async fn killed_mid_run_then_rerun_syncs_every_row_exactly_once() {
         let partial = fx.profiles().len();
         fx.settle().await;
 
-        let mut cmd = cli();
+        let mut cmd = fx.sync_command();
         let status = tokio::task::spawn_blocking(move || cmd.status()).await.unwrap().unwrap();
         assert!(status.success(), "seed {seed}: the re-run failed ({status}): {}", std::fs::read_to_string(fx.path("stderr.log")).unwrap_or_default());
         let profiles = fx.profiles();
@@ -406,7 +385,7 @@ async fn killed_mid_run_then_rerun_syncs_every_row_exactly_once() {
 
         // A third run finds everything confirmed: no request.
         fx.clear();
-        let mut cmd = cli();
+        let mut cmd = fx.sync_command();
         let status = tokio::task::spawn_blocking(move || cmd.status()).await.unwrap().unwrap();
         assert!(status.success());
         assert!(fx.requests().is_empty(), "seed {seed}: {:?}", summary(&fx.requests()));
@@ -440,28 +419,12 @@ async fn a_run_killed_at_gladlys_rate_sends_again_only_a_few_seconds_of_rows() {
         EmulatorConfig { rate_limit_per_second: 1000, latency: Duration::from_millis(50), seed: 5, ..Default::default() },
     )
     .await;
-    let job = fx.path("job.toml");
-    let cli = || {
-        let mut c = std::process::Command::new(test_kit::components::destination_host());
-        c.arg("sync").arg("--config").arg(&job).arg("--report").arg(fx.path("report.json"));
-        c.stdout(std::process::Stdio::null());
-        c.stderr(std::fs::File::create(fx.path("stderr.log")).unwrap());
-        c
-    };
-    let mut child = cli().spawn().unwrap();
-    loop {
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before the kill point");
-        if fx.requests().len() >= KILL_AT {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    let exited = fx.sync_killed_after(KILL_AT).await;
+    assert!(exited.is_none(), "the run ended ({exited:?}) before the kill point");
     fx.settle().await;
     let created_before_rerun = fx.profiles().len() as u64;
 
-    let mut cmd = cli();
+    let mut cmd = fx.sync_command();
     let status = tokio::task::spawn_blocking(move || cmd.status()).await.unwrap().unwrap();
     assert!(status.success(), "the re-run failed ({status})");
     let report: Value = serde_json::from_slice(&std::fs::read(fx.path("report.json")).unwrap()).unwrap();

@@ -168,6 +168,33 @@ impl Fixture {
         self.dir.join(name)
     }
 
+    /// `destination-host sync` of this fixture's job as a process of its own, its report in
+    /// `report.json` and its stderr in `stderr.log`.
+    pub fn sync_command(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(test_kit::components::destination_host());
+        c.arg("sync").arg("--config").arg(self.path("job.toml")).arg("--report").arg(self.path("report.json"));
+        c.stdout(std::process::Stdio::null());
+        c.stderr(std::fs::File::create(self.path("stderr.log")).unwrap());
+        c
+    }
+
+    /// Start [`Fixture::sync_command`] and SIGKILL it once the emulator has seen `requests`
+    /// requests; `Some(status)` when the run ended on its own before that.
+    pub async fn sync_killed_after(&self, requests: usize) -> Option<std::process::ExitStatus> {
+        let mut child = self.sync_command().spawn().unwrap();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if self.requests().len() >= requests {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
     /// Replace the job (e.g. a new mapping); the harness and its loaded plugin stay.
     pub fn set_job(&mut self, spec: JobSpec) {
         self.job = parse_job(self.dir.path(), &spec, &self.emulator.base_url());
