@@ -218,12 +218,12 @@ async fn sender(
             return;
         };
         while !rest.is_empty() {
+            if shared.aborted() {
+                let _ = sent.send(Sent { batch: std::mem::take(&mut rest), results: Err(HostError::RunStopped) });
+                break;
+            }
             let tail = rest.split_off(conc.batch_rows(t.rate, rest.len()));
             let batch = std::mem::replace(&mut rest, tail);
-            if shared.aborted() {
-                let _ = sent.send(Sent { batch, results: Err(HostError::RunStopped) });
-                continue;
-            }
             let attempt = batch.first().map(|p| p.attempt).unwrap_or(0);
             let items: Vec<SyncItem> = batch.iter().map(|p| p.item.clone()).collect();
             let results = send_isolating(&t, &mut kept, items, attempt).await;
